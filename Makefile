@@ -1,0 +1,51 @@
+# PinLanding: `make setup`, `make run`, `make test`. Everything runs from .venv/ in this directory.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+
+export PATH := $(BIN):$(PATH)
+export PINLANDING_DATA_DIR ?= $(CURDIR)/data
+export PINLANDING_CATALOG_DIR ?= $(abspath $(CURDIR)/../shared/data/fashion-catalog)
+# Spark's Python workers must run the venv's interpreter (pandas UDFs, mapInPandas).
+export PYSPARK_PYTHON := $(BIN)/python
+export PYSPARK_DRIVER_PYTHON := $(BIN)/python
+
+.PHONY: setup run test test-unit bench docs gx-docs mlflow-ui lock clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed  ## create .venv/ from requirements.lock (packages only, nothing else downloaded)
+
+$(VENV)/.installed: requirements.lock pyproject.toml adapters/dbt-spark-session/pyproject.toml $(shell find adapters/dbt-spark-session/dbt -type f -not -path '*/__pycache__/*')
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet --no-input -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall ./adapters/dbt-spark-session
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+run: setup  ## the whole pipeline on the default catalog (ingest -> dbt build -> checks -> MLflow)
+	$(BIN)/pinlanding run
+
+test: setup  ## all tests (unit + integration on real Spark, dbt, GX, MLflow)
+	$(BIN)/python -m pytest tests
+
+test-unit: setup  ## fast tests only
+	$(BIN)/python -m pytest tests -m "not integration"
+
+bench: setup  ## ingest + stage the full catalog in a scratch data dir; prints wall time, rows/s, peak RSS
+	$(BIN)/python benchmarks/bench_ingest_stage.py
+
+docs: setup  ## dbt docs generate (target/index.html); serve with `dbt docs serve`
+	$(BIN)/pinlanding dbt docs generate
+
+mlflow-ui: setup  ## MLflow UI on http://127.0.0.1:5000 over the local store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(PINLANDING_DATA_DIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+lock:  ## re-resolve requirements.in into requirements.lock (needs a working .venv)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(pinlanding|dbt-spark-session)[= ]' > requirements.lock
+
+clean:  ## remove the data directory and dbt output (the warehouse, metastore, MLflow store)
+	rm -rf "$(PINLANDING_DATA_DIR)" target logs

@@ -1,0 +1,84 @@
+"""Credentials and connection manager: dbt-spark's, with one SparkSession built once and checked."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from dbt.adapters.contracts.connection import Connection
+from dbt.adapters.spark.connections import (
+    SparkConnectionManager,
+    SparkConnectionMethod,
+    SparkCredentials,
+)
+from dbt_common.exceptions import DbtRuntimeError
+
+ADAPTER_TYPE = "spark_session"
+
+
+@dataclass
+class SparkSessionCredentials(SparkCredentials):
+    @property
+    def type(self) -> str:
+        return ADAPTER_TYPE
+
+
+def get_or_create_session(server_side_parameters: dict[str, str]):
+    """Return the process's SparkSession, creating it with the profile's settings.
+
+    Static settings (warehouse dir, metastore URL, driver memory, master) only apply when the
+    session is created. If one already runs in this process with different static values, the
+    profile would be silently ignored, so that is an error instead.
+    """
+    from pyspark.sql import SparkSession
+
+    # Python workers (pandas UDFs, mapInPandas) must run this interpreter, not `python3` on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    already_running = SparkSession.getActiveSession() is not None
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in server_side_parameters.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    if already_running:
+        spark_conf = session.sparkContext.getConf()
+        mismatched = {
+            key: (value, spark_conf.get(key))
+            for key, value in server_side_parameters.items()
+            if _is_static(key) and spark_conf.contains(key) and not _same_setting(value, spark_conf.get(key))
+        }
+        if mismatched:
+            lines = "\n".join(f"  {k}: profile={v!r} running={r!r}" for k, (v, r) in mismatched.items())
+            raise DbtRuntimeError(
+                "A SparkSession is already running in this process with different static settings;"
+                f" the profile's values cannot take effect:\n{lines}"
+            )
+    return session
+
+
+def _same_setting(wanted: str, running: str) -> bool:
+    """Spark stores some settings rewritten: paths qualified (file:/abs), Java options extended."""
+    if wanted == running or wanted in running:
+        return True
+    strip = lambda v: os.path.normpath(v.removeprefix("file:"))  # noqa: E731
+    return strip(wanted) == strip(running)
+
+
+def _is_static(key: str) -> bool:
+    """Settings fixed at session creation (everything but runtime SQL confs)."""
+    runtime_prefixes = ("spark.sql.",)
+    static_sql = ("spark.sql.warehouse.dir", "spark.sql.catalogImplementation", "spark.sql.extensions")
+    return key in static_sql or not key.startswith(runtime_prefixes)
+
+
+class SparkSessionConnectionManager(SparkConnectionManager):
+    TYPE = ADAPTER_TYPE
+
+    @classmethod
+    def open(cls, connection: Connection) -> Connection:
+        creds = connection.credentials
+        if creds.method == SparkConnectionMethod.SESSION:
+            # Create the session once, with every static setting, before dbt-spark's cursor
+            # (which calls builder.getOrCreate() per statement) can create it without them.
+            get_or_create_session(creds.server_side_parameters)
+        return super().open(connection)

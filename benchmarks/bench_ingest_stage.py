@@ -1,0 +1,101 @@
+"""Ingest and stage the full catalog in a scratch data directory; print wall time, rows/s, peak RSS.
+
+    make bench        # or: .venv/bin/python benchmarks/bench_ingest_stage.py [--catalog-dir DIR]
+
+Runs `pinlanding ingest` then `dbt build` of the staging/quarantine/intermediate/mart models (all
+models and their tests) in one child process, sampling the RSS of the whole process tree (Python
+driver + Spark JVM + Python workers) every 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+CHILD = """
+import sys, time
+from pinlanding import cli, settings
+settings.pin_environment()
+args = cli.build_parser().parse_args(["ingest", "--force"])
+t0 = time.perf_counter(); cli.cmd_ingest(args); t1 = time.perf_counter()
+ok = cli.dbt_invoke(["build"])
+t2 = time.perf_counter()
+from pinlanding.warehouse import spark_session
+s = spark_session()
+staged = s.table(settings.target_schema() + ".stg_products").count()
+quarantined = s.table(settings.target_schema() + ".quarantine_products").count()
+images = s.table(settings.target_schema() + ".stg_product_images").count()
+print(f"RESULT ingest_s={t1-t0:.1f} dbt_build_s={t2-t1:.1f} staged={staged} quarantined={quarantined} images_checked={images} ok={ok}")
+sys.exit(0 if ok else 1)
+"""
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog-dir", default=os.environ.get(
+        "PINLANDING_CATALOG_DIR", str(PROJECT_DIR.parent / "shared/data/fashion-catalog")))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pinlanding-bench-") as scratch:
+        env = dict(os.environ, PINLANDING_DATA_DIR=f"{scratch}/data", PINLANDING_CATALOG_DIR=args.catalog_dir,
+                   DBT_TARGET_PATH=f"{scratch}/target", DBT_LOG_PATH=f"{scratch}/logs",
+                   PYSPARK_PYTHON=sys.executable)
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", CHILD], cwd=PROJECT_DIR, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        peak = 0
+        stop = threading.Event()
+
+        def sample():
+            nonlocal peak
+            proc = psutil.Process(child.pid)
+            while not stop.is_set():
+                peak = max(peak, tree_rss(proc))
+                stop.wait(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        output = child.stdout.read()
+        code = child.wait()
+        stop.set()
+        sampler.join()
+        wall = time.perf_counter() - started
+    result = next((line for line in output.splitlines() if line.startswith("RESULT")), None)
+    if code != 0 or result is None:
+        print(output[-5000:])
+        print(f"benchmark failed (exit {code})")
+        return 1
+    fields = dict(item.split("=") for item in result.split()[1:])
+    rows = int(fields["staged"]) + int(fields["quarantined"])
+    print(f"catalog:            {args.catalog_dir}")
+    print(f"rows in:            {rows} (staged {fields['staged']}, quarantined {fields['quarantined']})")
+    print(f"photos checked:     {fields['images_checked']}")
+    print(f"ingest:             {fields['ingest_s']} s")
+    print(f"dbt build:          {fields['dbt_build_s']} s (all models + tests)")
+    print(f"wall time:          {wall:.1f} s (incl. JVM start)")
+    print(f"rows per second:    {rows / wall:.0f} (end to end)")
+    print(f"peak RSS:           {peak / 2**20:.0f} MiB (driver + JVM + Python workers)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

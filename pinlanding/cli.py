@@ -1,0 +1,140 @@
+"""`pinlanding` command line: the pipeline's steps, and `run` for all of them in order.
+
+Every step shares one SparkSession per process (embedded Derby admits one process at a time),
+built from the same profiles.yml target dbt uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from pinlanding import settings
+
+
+def _spark(args):
+    from pinlanding.warehouse import spark_session
+
+    return spark_session(args.target)
+
+
+def cmd_ingest(args) -> int:
+    from pinlanding.ingest import ingest
+
+    catalog = Path(args.catalog_dir).resolve() if args.catalog_dir else settings.catalog_dir()
+    result = ingest(_spark(args), catalog, settings.raw_schema(), force=args.force)
+    if result.skipped_unchanged:
+        print(f"ingest: feed unchanged since batch {result.batch_id} ({result.rows_landed} rows); nothing to do")
+    else:
+        print(f"ingest: landed {result.rows_landed} rows ({result.load_errors} unreadable, "
+              f"{result.blank_lines} blank lines skipped) from {result.feed_path} "
+              f"in {result.seconds:.1f}s as batch {result.batch_id}")
+    return 0
+
+
+def dbt_invoke(dbt_args: list[str], target: str | None = None) -> bool:
+    """Run a dbt command in this process (sharing its SparkSession); True on success."""
+    from dbt.cli.main import dbtRunner
+
+    project = str(settings.PROJECT_DIR)
+    argv = [*dbt_args, "--project-dir", project, "--profiles-dir", project]
+    if target:
+        argv += ["--target", target]
+    return dbtRunner().invoke(argv).success
+
+
+def cmd_dbt(args) -> int:
+    _spark(args)  # create the session with the profile's static settings first
+    return 0 if dbt_invoke(args.dbt_args or ["build"], args.target) else 1
+
+
+def load_summary(spark) -> dict:
+    rows = spark.table(f"{settings.target_schema()}.catalog_load_summary").collect()
+    if not rows:
+        raise RuntimeError("catalog_load_summary is empty: run ingest and dbt build first")
+    summary = rows[0].asDict()
+    summary["loaded_at"] = str(summary["loaded_at"])
+    feed = spark.sql(f"select feed_path from {settings.raw_schema()}.raw_feed_loads "
+                     f"where batch_id = '{summary['batch_id']}'").collect()
+    summary["feed_path"] = feed[0].feed_path if feed else None
+    return summary
+
+
+def cmd_check(args) -> tuple[int, list[str]]:
+    from pinlanding.quality import Thresholds, run_checkpoint, summarize
+
+    thresholds = Thresholds(min_image_valid_rate=args.min_image_valid_rate,
+                            max_quarantine_rate=args.max_quarantine_rate)
+    gx_dir = settings.data_dir()
+    result = run_checkpoint(_spark(args), settings.target_schema(), gx_dir, thresholds)
+    lines = summarize(result)
+    print("\n".join(lines))
+    print(f"checkpoint staged_catalog: {'PASSED' if result.success else 'FAILED'}"
+          f" (data docs: {gx_dir / 'gx' / 'uncommitted' / 'data_docs' / 'local_site' / 'index.html'})")
+    return (0 if result.success else 1), lines
+
+
+def cmd_run(args) -> int:
+    started = time.perf_counter()
+    steps = [("ingest", lambda: cmd_ingest(args)),
+             ("dbt build", lambda: 0 if dbt_invoke(["build"], args.target) else 1)]
+    for name, step in steps:
+        print(f"== {name}")
+        if step() != 0:
+            print(f"pipeline failed at: {name}", file=sys.stderr)
+            return 1
+    print("== quality checks (Great Expectations)")
+    code, lines = cmd_check(args)
+    summary = load_summary(_spark(args))
+    summary["checkpoint_passed"] = int(code == 0)
+    from pinlanding.tracking import log_platform_run, tracking_uri
+
+    run_id = log_platform_run(summary, lines)
+    print("== summary")
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"MLflow run {run_id} logged to {tracking_uri()} (see it with `make mlflow-ui`)")
+    print(f"pipeline {'finished' if code == 0 else 'FAILED checks'} in {time.perf_counter() - started:.0f}s")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pinlanding", description=__doc__)
+    parser.add_argument("--target", default=None, help="profiles.yml target (default: $PINLANDING_TARGET or local)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_check_flags(p):
+        p.add_argument("--min-image-valid-rate", type=float, default=0.99)
+        p.add_argument("--max-quarantine-rate", type=float, default=0.05)
+
+    p = sub.add_parser("ingest", help="land the catalog feed in the raw tables")
+    p.add_argument("--catalog-dir", help="catalog directory (default: $PINLANDING_CATALOG_DIR or ../shared/data/fashion-catalog)")
+    p.add_argument("--force", action="store_true", help="reload even if the feed is unchanged")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("dbt", help="run a dbt command in-process, e.g. `pinlanding dbt build -s stg_products`")
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_dbt)
+
+    p = sub.add_parser("check", help="run the Great Expectations checkpoint over the staged catalog")
+    add_check_flags(p)
+    p.set_defaults(func=lambda a: cmd_check(a)[0])
+
+    p = sub.add_parser("run", help="the whole pipeline: ingest -> dbt build -> checks -> MLflow run")
+    p.add_argument("--catalog-dir", help="catalog directory")
+    p.add_argument("--force", action="store_true", help="reload the feed even if unchanged")
+    add_check_flags(p)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings.pin_environment()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The `spark_session` adapter: a dbt adapter plugin that dbt loads like any other."""
+
+from pathlib import Path
+
+import pytest
+from dbt.adapters.factory import load_plugin
+
+from dbt.adapters.spark_session.connections import _is_static
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def test_dbt_loads_the_plugin_with_spark_as_parent():
+    from dbt.adapters.spark_session import Plugin
+
+    load_plugin("spark_session")
+    assert Plugin.dependencies == ["spark"]
+    assert Plugin.adapter.type() == "spark_session"
+    assert Plugin.credentials.__name__ == "SparkSessionCredentials"
+
+
+def test_session_method_is_registered_next_to_the_databricks_ones():
+    from dbt.adapters.spark_session.impl import SparkSessionAdapter
+    from dbt.adapters.spark_session.python_submissions import SessionPythonJobHelper
+
+    helpers = SparkSessionAdapter.python_submission_helpers.fget(object.__new__(SparkSessionAdapter))
+    assert helpers["session"] is SessionPythonJobHelper
+    assert {"job_cluster", "all_purpose_cluster"} <= set(helpers)
+
+
+@pytest.mark.parametrize("key,static", [
+    ("spark.sql.warehouse.dir", True),
+    ("spark.hadoop.javax.jdo.option.ConnectionURL", True),
+    ("spark.driver.memory", True),
+    ("spark.sql.shuffle.partitions", False),
+    ("spark.sql.session.timeZone", False),
+])
+def test_static_settings_are_told_apart_from_runtime_ones(key, static):
+    assert _is_static(key) is static
+
+
+def test_profile_renders_the_data_dir_into_static_settings(monkeypatch, tmp_path):
+    from pinlanding import warehouse
+
+    monkeypatch.setenv("PINLANDING_DATA_DIR", str(tmp_path))
+    warehouse.spark_settings.cache_clear()
+    params = warehouse.spark_settings("local")
+    warehouse.spark_settings.cache_clear()
+    assert params["spark.sql.warehouse.dir"] == f"{tmp_path}/warehouse"
+    assert params["spark.hadoop.javax.jdo.option.ConnectionURL"] == (
+        f"jdbc:derby:;databaseName={tmp_path}/metastore_db;create=true")
+    assert params["spark.sql.catalogImplementation"] == "hive"
+
+
+def test_python_model_files_are_portable_to_dbt_databricks():
+    """Model files carry no session-only config or imports: the submission method comes from the
+    adapter's default, so dbt-databricks runs the same files with its own default."""
+    models = sorted((PROJECT_DIR / "python_models").rglob("*.py"))
+    assert models
+    for path in models:
+        source = path.read_text()
+        assert "def model(dbt, session)" in source
+        assert "submission_method" not in source
+        assert "spark_session" not in source
