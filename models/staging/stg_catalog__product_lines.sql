@@ -77,6 +77,7 @@ row_checks as (
         end as row_reject_reason,
         case
             when load_error is not null then load_error_detail
+            when product_id is null then 'product_id is missing or blank'
             when length(product_id) > {{ var('max_product_id_chars') }}
                 then concat('product_id: ', length(product_id), ' chars > {{ var("max_product_id_chars") }}')
             when length(title) > {{ var('max_title_chars') }}
@@ -89,6 +90,9 @@ row_checks as (
                 then concat('merchant_attributes: ', size(merchant_attributes_map), ' keys > {{ var("max_merchant_attributes") }}')
             when exists(map_values(merchant_attributes_map), v -> length(v) > {{ var('max_merchant_attribute_chars') }})
                 then 'merchant_attributes: a value exceeds {{ var("max_merchant_attribute_chars") }} chars'
+            when title is null then 'title is missing or blank'
+            when merchant_attributes_raw is not null and merchant_attributes_map is null
+                then concat('merchant_attributes is not an object of strings: ', left(merchant_attributes_raw, 100))
             when price_raw is not null and price is null then concat('price: ', left(price_raw, 100))
             when price < 0 or price > {{ var('max_price') }} then concat('price: ', cast(price as string))
         end as row_reject_detail,

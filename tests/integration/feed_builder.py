@@ -75,8 +75,8 @@ def build_feed(real_catalog: Path, dest: Path) -> dict:
         lines.append(json.dumps(_product(product_id, ref)).encode())
     (dest / "images/900011.jpg").write_text("<html>not a photo</html>")
     good = io.BytesIO()
-    Image.new("RGB", (300, 300), "green").save(good, "JPEG")
-    (dest / "images/900012.jpg").write_bytes(good.getvalue()[:600])
+    Image.effect_noise((300, 300), 64).convert("RGB").save(good, "JPEG")
+    (dest / "images/900012.jpg").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])  # header intact
     bomb = io.BytesIO()
     Image.new("1", (9000, 9000)).save(bomb, "PNG")  # 81 Mpx in a few KB
     (dest / "images/900013.png").write_bytes(bomb.getvalue())
