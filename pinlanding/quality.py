@@ -58,7 +58,10 @@ def run_checkpoint(spark, schema: str, project_dir: Path, thresholds: Thresholds
     """Run the checkpoint over the warehouse; returns the CheckpointResult."""
     import great_expectations as gx
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # logs, not tqdm bars
     source = context.data_sources.add_or_update_spark(name="pinlanding_warehouse")
     asset = next((a for a in source.assets if a.name == "staged_catalog"), None) or \
         source.add_dataframe_asset(name="staged_catalog")
@@ -82,6 +85,9 @@ def summarize(result) -> list[str]:
     for validation in result.run_results.values():
         for r in validation.results:
             cfg = r.expectation_config
-            observed = r.result.get("observed_value", r.result.get("unexpected_percent"))
-            lines.append(f"{'PASS' if r.success else 'FAIL'}  {cfg.type:<45} {cfg.kwargs.get('column', '')!s:<16} {observed}")
+            if "observed_value" in r.result:
+                observed = f"observed {r.result['observed_value']}"
+            else:
+                observed = f"{r.result.get('unexpected_percent', 0.0):.2f}% unexpected"
+            lines.append(f"{'PASS' if r.success else 'FAIL'}  {cfg.type:<40} {cfg.kwargs.get('column', ''):<16} {observed}")
     return lines
