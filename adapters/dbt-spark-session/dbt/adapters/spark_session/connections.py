@@ -31,28 +31,34 @@ def get_or_create_session(server_side_parameters: dict[str, str]):
     session is created. If one already runs in this process with different static values, the
     profile would be silently ignored, so that is an error instead.
     """
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     # Python workers (pandas UDFs, mapInPandas) must run this interpreter, not `python3` on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    already_running = SparkSession.getActiveSession() is not None
-    builder = SparkSession.builder.enableHiveSupport()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the driver stays on loopback
+    if SparkContext._active_spark_context is None:
+        builder = SparkSession.builder.enableHiveSupport()
+        for key, value in server_side_parameters.items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    session = SparkSession.builder.getOrCreate()  # the running one (no options: nothing to re-apply)
+    spark_conf = session.sparkContext.getConf()
+    mismatched = {
+        key: (value, spark_conf.get(key))
+        for key, value in server_side_parameters.items()
+        if _is_static(key) and spark_conf.contains(key) and not _same_setting(value, spark_conf.get(key))
+    }
+    if mismatched:
+        lines = "\n".join(f"  {k}: profile={v!r} running={r!r}" for k, (v, r) in mismatched.items())
+        raise DbtRuntimeError(
+            "A SparkSession is already running in this process with different static settings;"
+            f" the profile's values cannot take effect:\n{lines}"
+        )
     for key, value in server_side_parameters.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    if already_running:
-        spark_conf = session.sparkContext.getConf()
-        mismatched = {
-            key: (value, spark_conf.get(key))
-            for key, value in server_side_parameters.items()
-            if _is_static(key) and spark_conf.contains(key) and not _same_setting(value, spark_conf.get(key))
-        }
-        if mismatched:
-            lines = "\n".join(f"  {k}: profile={v!r} running={r!r}" for k, (v, r) in mismatched.items())
-            raise DbtRuntimeError(
-                "A SparkSession is already running in this process with different static settings;"
-                f" the profile's values cannot take effect:\n{lines}"
-            )
+        if not _is_static(key) and session.conf.get(key, None) != value:
+            session.conf.set(key, value)  # runtime SQL settings can still be applied
     return session
 
 
@@ -81,4 +87,9 @@ class SparkSessionConnectionManager(SparkConnectionManager):
             # Create the session once, with every static setting, before dbt-spark's cursor
             # (which calls builder.getOrCreate() per statement) can create it without them.
             get_or_create_session(creds.server_side_parameters)
-        return super().open(connection)
+        connection = super().open(connection)
+        if creds.method == SparkConnectionMethod.SESSION and connection.handle is not None:
+            # The session holds every setting now. dbt-spark's cursor would re-apply them on each
+            # statement (a no-op for static ones, plus a warning each time): give it none.
+            connection.handle.handle.server_side_parameters = {}
+        return connection
