@@ -204,7 +204,7 @@ class LocalLLMExtractor:
     """Few-shot completion against the embedded llama.cpp server (or any completions endpoint)."""
 
     backend = "local"
-    prompt_version = "local-fewshot-v1"
+    prompt_version = "local-fewshot-v2"
 
     def __init__(self, base_url: str, model: str, timeout: float = 60.0, max_retries: int = 3,
                  max_tokens: int = 96, server=None):

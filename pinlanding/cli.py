@@ -35,7 +35,7 @@ def cmd_ingest(args) -> int:
     return 0
 
 
-def dbt_invoke(dbt_args: list[str], target: str | None = None) -> bool:
+def dbt_invoke(dbt_args: list[str], target: str | None = None, dbt_vars: str | None = None) -> bool:
     """Run a dbt command in this process (sharing its SparkSession); True on success."""
     from dbt.cli.main import dbtRunner
 
@@ -43,6 +43,8 @@ def dbt_invoke(dbt_args: list[str], target: str | None = None) -> bool:
     argv = [*dbt_args, "--project-dir", project, "--profiles-dir", project]
     if target:
         argv += ["--target", target]
+    if dbt_vars:
+        argv += ["--vars", dbt_vars]
     return dbtRunner().invoke(argv).success
 
 
@@ -80,7 +82,7 @@ def cmd_check(args) -> tuple[int, list[str]]:
 def cmd_run(args) -> int:
     started = time.perf_counter()
     steps = [("ingest", lambda: cmd_ingest(args)),
-             ("dbt build", lambda: 0 if dbt_invoke(["build"], args.target) else 1)]
+             ("dbt build", lambda: 0 if dbt_invoke(["build"], args.target, args.vars) else 1)]
     for name, step in steps:
         print(f"== {name}")
         if step() != 0:
@@ -88,11 +90,15 @@ def cmd_run(args) -> int:
             return 1
     print("== quality checks (Great Expectations)")
     code, lines = cmd_check(args)
-    summary = load_summary(_spark(args))
+    spark = _spark(args)
+    summary = load_summary(spark)
     summary["checkpoint_passed"] = int(code == 0)
+    steps = [r.asDict() for r in spark.table(f"{settings.target_schema()}.attribute_curation_steps")
+             .orderBy("attribute_type").collect()]
+    summary["vocabulary_active"] = sum(r["after_safety_review"] for r in steps)
     from pinlanding.tracking import log_platform_run, tracking_uri
 
-    run_id = log_platform_run(summary, lines)
+    run_id = log_platform_run(summary, lines, {"attribute_curation_steps.json": steps})
     print("== summary")
     print(json.dumps(summary, indent=2, default=str))
     print(f"MLflow run {run_id} logged to {tracking_uri()} (see it with `make mlflow-ui`)")
@@ -124,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the whole pipeline: ingest -> dbt build -> checks -> MLflow run")
     p.add_argument("--catalog-dir", help="catalog directory")
+    p.add_argument("--vars", help="dbt vars for the build, YAML, e.g. '{llm_sample_size: 20}'")
     p.add_argument("--force", action="store_true", help="reload the feed even if unchanged")
     add_check_flags(p)
     p.set_defaults(func=cmd_run)

@@ -36,8 +36,9 @@ def get_or_create_experiment(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
-def log_platform_run(summary: dict, checks: list[str], run_name: str = "catalog-load") -> str:
-    """The platform smoke job: record one pipeline run (load counts, rates, check results)."""
+def log_platform_run(summary: dict, checks: list[str], tables: dict | None = None,
+                     run_name: str = "pipeline-run") -> str:
+    """Record one pipeline run: load counts, rates, check results, and small tables as JSON."""
     mlflow = configure()
     experiment_id = get_or_create_experiment(PLATFORM_EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
@@ -46,4 +47,6 @@ def log_platform_run(summary: dict, checks: list[str], run_name: str = "catalog-
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
         mlflow.log_dict(summary, "catalog_load_summary.json")
         mlflow.log_text("\n".join(checks) + "\n", "quality_checks.txt")
+        for name, table in (tables or {}).items():
+            mlflow.log_dict(table, name)
         return run.info.run_id

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SCHEMA = "pinlanding"
+LLM_SAMPLE = 6  # products labelled by the real llama.cpp server (Gemma-3-270M) in each run
 
 
 def _run(args, env, expect_ok=True):
@@ -37,16 +38,18 @@ def pipeline(tmp_path_factory, real_catalog):
     expected = build_feed(real_catalog, root / "catalog")
     env = dict(os.environ, PINLANDING_DATA_DIR=str(root / "data"), PINLANDING_CATALOG_DIR=str(root / "catalog"),
                DBT_TARGET_PATH=str(root / "target"), DBT_LOG_PATH=str(root / "logs"),
-               MLFLOW_TRACKING_URI="", PYSPARK_PYTHON=sys.executable)
+               MLFLOW_TRACKING_URI="", PYSPARK_PYTHON=sys.executable,
+               PINLANDING_LLM_BACKEND="local", PINLANDING_LLM_SAMPLE_SIZE=str(LLM_SAMPLE))
     env.pop("MLFLOW_TRACKING_URI")
-    lenient = ["--min-image-valid-rate", "0.5"]  # this feed's photos are bad on purpose
+    # this feed's photos are bad on purpose; its 206 products need a lower frequency filter
+    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3}"]
     outputs = {
         "first": _run([BIN / "pinlanding", "run", *lenient], env),
         "second": _run([BIN / "pinlanding", "run", *lenient], env),
         "strict_check": _run([BIN / "pinlanding", "check"], env, expect_ok=False),
         "show": _run([BIN / "dbt", "show", "--inline", "select count(*) as n from {{ ref('stg_products') }}",
                       "--output", "json"], env),
-        "docs": _run([BIN / "dbt", "docs", "generate"], env),
+        "docs": _run([BIN / "dbt", "docs", "generate", "--vars", "{min_attribute_products: 3}"], env),
     }
     os.environ.update(PINLANDING_DATA_DIR=env["PINLANDING_DATA_DIR"], PYSPARK_PYTHON=sys.executable)
     return {"root": root, "env": env, "expected": expected, "out": outputs}
@@ -147,3 +150,32 @@ def test_compiled_model_runs_as_a_databricks_notebook_would(spark, pipeline):
     before = spark.table(f"{SCHEMA}.stg_product_images").count()
     exec(compile(compiled, "notebook", "exec"), {"spark": spark})
     assert spark.table(f"{SCHEMA}.stg_product_images").count() == before
+
+
+def test_local_llm_labels_the_sample_once_and_the_rerun_makes_no_calls(spark):
+    cache = spark.table(f"{SCHEMA}.llm_extraction_cache").collect()
+    assert len(cache) == LLM_SAMPLE  # second run added nothing: every key was cached
+    assert {r.backend for r in cache} == {"local"} and {r.model for r in cache} == {"gemma-3-270m"}
+    ok = [r for r in cache if r.status == "ok"]
+    assert len(ok) == LLM_SAMPLE, [r.error for r in cache]
+    assert any(json.loads(r.attributes_json) for r in ok)
+    llm_rows = spark.sql(f"select count(*) from {SCHEMA}.product_attributes_extracted where source_backend = 'local'").first()[0]
+    assert llm_rows > 0
+
+
+def test_vocabulary_is_curated_with_stable_ids(spark):
+    import hashlib
+
+    vocab = spark.table(f"{SCHEMA}.attribute_vocabulary").collect()
+    assert len(vocab) > 20
+    for row in vocab:
+        digest = hashlib.sha256(f"{row.attribute_type}:{row.canonical_key}".encode()).hexdigest()[:16]
+        assert row.attribute_id == f"attr_{digest}"
+    types = {r.attribute_type for r in vocab if r.status == "active"}
+    assert {"article_type", "colour", "gender"} <= types
+    curated = spark.sql(f"""
+        select count(distinct p.product_id) from {SCHEMA}.product_attributes_curated as p
+        where p.attribute_type = 'article_type'""").first()[0]
+    assert curated > 150  # most of the 206 products carry a frequent article type
+    dropped = spark.table(f"{SCHEMA}.attribute_long_tail").where("drop_reason is null").count()
+    assert dropped == 0
