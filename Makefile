@@ -11,7 +11,7 @@ export PINLANDING_CATALOG_DIR ?= $(abspath $(CURDIR)/../shared/data/fashion-cata
 export PYSPARK_PYTHON := $(BIN)/python
 export PYSPARK_DRIVER_PYTHON := $(BIN)/python
 
-.PHONY: setup run test test-unit bench docs gx-docs mlflow-ui lock clean help
+.PHONY: setup run test test-unit bench bench-llm docs mlflow-ui lock clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ test-unit: setup  ## fast tests only
 
 bench: setup  ## ingest + stage the full catalog in a scratch data dir; prints wall time, rows/s, peak RSS
 	$(BIN)/python benchmarks/bench_ingest_stage.py
+
+bench-llm: setup  ## local LLM extraction vs merchant attributes: precision/recall per type, calls/s, cache hits
+	$(BIN)/python benchmarks/bench_llm_extraction.py --products $(or $(PRODUCTS),100)
 
 docs: setup  ## dbt docs generate (target/index.html); serve with `dbt docs serve`
 	$(BIN)/pinlanding dbt docs generate

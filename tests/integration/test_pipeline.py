@@ -111,6 +111,16 @@ def test_static_settings_took_effect(spark, pipeline):
     assert location.startswith(f"file:{data}/warehouse/"), location
 
 
+def test_a_session_running_with_other_static_settings_is_an_error(spark):
+    from dbt.adapters.spark_session.connections import get_or_create_session
+    from dbt_common.exceptions import DbtRuntimeError
+
+    with pytest.raises(DbtRuntimeError, match="spark.sql.warehouse.dir"):
+        get_or_create_session({"spark.sql.warehouse.dir": "/somewhere/else"})
+    assert get_or_create_session({"spark.sql.shuffle.partitions": "3"}) is spark  # runtime: applied
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+
+
 def test_rerun_is_idempotent(spark, pipeline):
     out = pipeline["out"]
     assert "feed unchanged" in out["second"].stdout
