@@ -217,25 +217,25 @@ class LocalLLMExtractor:
         self.max_tokens = max_tokens
         self.calls = 0
 
+    def _complete(self, product: Product):
+        self.calls += 1
+        return self.client.completions.create(
+            model=self.model, prompt=few_shot_prompt(product), max_tokens=self.max_tokens,
+            temperature=0, stop=["END", "\n\n", "Product:"],
+        )
+
     def extract(self, product: Product) -> list[ExtractedAttribute]:
         from openai import APIConnectionError, APITimeoutError
 
         if self.server is not None:
             self.server.ensure_running()
-        self.calls += 1
         try:
-            response = self.client.completions.create(
-                model=self.model, prompt=few_shot_prompt(product), max_tokens=self.max_tokens,
-                temperature=0, stop=["END", "\n\n", "Product:"],
-            )
+            response = self._complete(product)
         except (APIConnectionError, APITimeoutError):
             if self.server is None:
                 raise
-            self.server.ensure_running()  # crashed or stuck: restart once and retry
-            response = self.client.completions.create(
-                model=self.model, prompt=few_shot_prompt(product), max_tokens=self.max_tokens,
-                temperature=0, stop=["END", "\n\n", "Product:"],
-            )
+            self.server.ensure_running()  # crashed or stuck: restart (same port) and retry once
+            response = self._complete(product)
         return parse_lines(response.choices[0].text, product)
 
 

@@ -59,7 +59,8 @@ class LlamaServer:
     def start(self) -> "LlamaServer":
         if self.model_path is None:
             self.model_path = default_model_path()
-        self.port = _free_port()
+        if self.port is None:  # a restart keeps the port, so clients keep working
+            self.port = _free_port()
         from pinlanding.settings import data_dir
 
         log_path = data_dir() / "logs" / "llama-server.log"

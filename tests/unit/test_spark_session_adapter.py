@@ -62,3 +62,42 @@ def test_python_model_files_are_portable_to_dbt_databricks():
         assert "def model(dbt, session)" in source
         assert "submission_method" not in source
         assert "spark_session" not in source
+
+
+def test_session_helper_runs_compiled_code_with_spark_bound(monkeypatch):
+    from types import SimpleNamespace
+
+    import dbt.adapters.spark_session.python_submissions as submissions
+
+    fake_spark = []  # the compiled code only sees it as the global `spark`
+    monkeypatch.setattr(submissions, "get_or_create_session", lambda params: fake_spark)
+    helper = submissions.SessionPythonJobHelper({"schema": "s", "alias": "m"},
+                                                SimpleNamespace(method="session", server_side_parameters={}))
+    helper.submit("spark.append('written by the model')\n")
+    assert fake_spark == ["written by the model"]
+
+
+def test_session_helper_reports_the_models_own_frames(monkeypatch):
+    from types import SimpleNamespace
+
+    from dbt_common.exceptions import DbtRuntimeError
+
+    import dbt.adapters.spark_session.python_submissions as submissions
+
+    monkeypatch.setattr(submissions, "get_or_create_session", lambda params: None)
+    helper = submissions.SessionPythonJobHelper({"schema": "s", "alias": "m"},
+                                                SimpleNamespace(method="session", server_side_parameters={}))
+    with pytest.raises(DbtRuntimeError) as err:
+        helper.submit("def model(dbt, session):\n    return 1 / 0\n\nmodel(None, spark)\n")
+    assert "ZeroDivisionError" in str(err.value) and "return 1 / 0" in str(err.value)
+
+
+def test_session_helper_needs_a_session_profile():
+    from types import SimpleNamespace
+
+    from dbt_common.exceptions import DbtRuntimeError
+
+    from dbt.adapters.spark_session.python_submissions import SessionPythonJobHelper
+
+    with pytest.raises(DbtRuntimeError, match="method: session"):
+        SessionPythonJobHelper({"schema": "s", "alias": "m"}, SimpleNamespace(method="thrift"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import linecache
+import traceback
 from typing import Any, Dict
 
 from dbt.adapters.base import PythonJobHelper
@@ -28,9 +30,15 @@ class SessionPythonJobHelper(PythonJobHelper):
     def submit(self, compiled_code: str) -> Any:
         spark = get_or_create_session(self.credentials.server_side_parameters)
         namespace: Dict[str, Any] = {"spark": spark, "__name__": "__dbt_python_model__"}
-        code = compile(compiled_code, f"<dbt python model {self.relation_name}>", "exec")
+        filename = f"<dbt python model {self.relation_name}>"
+        code = compile(compiled_code, filename, "exec")
+        # Let tracebacks show the model's source lines.
+        linecache.cache[filename] = (len(compiled_code), None, compiled_code.splitlines(True), filename)
         try:
             exec(code, namespace)  # noqa: S102 - dbt-compiled model code, as on Databricks
         except Exception as exc:
-            raise DbtRuntimeError(f"Python model {self.relation_name} failed: {exc!r}") from exc
+            # Keep the frames of the model's own code: they are what the author needs to see.
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<dbt python model")]
+            where = "".join(traceback.format_list(frames[-3:]))
+            raise DbtRuntimeError(f"Python model {self.relation_name} failed: {exc!r}\n{where}") from exc
         return None
