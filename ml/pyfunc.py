@@ -1,0 +1,87 @@
+"""The dual encoder as an MLflow pyfunc: products in, top-K scored attributes out.
+
+Artifacts: the model weights and config, and the vocabulary it was trained on with its attribute
+embeddings (computed once per vocabulary version), log prior and the tuned reweighting beta.
+Input: a DataFrame with product_id, title, description, image_path (nullable).
+Params: top_k (default 10), image_only (default False).
+Output: product_id and `attributes`, a JSON list of {attribute_id, type, value, score}.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import torch
+
+
+class DualEncoderModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from ml.model import DualEncoder, DualEncoderConfig
+
+        bundle = Path(context.artifacts["bundle"])
+        meta = json.loads((bundle / "vocabulary.json").read_text())
+        self.config = DualEncoderConfig(**json.loads((bundle / "config.json").read_text()))
+        self.config.pretrained_vision = None  # the weights below already contain the tower
+        self.model = DualEncoder(self.config)
+        self.model.load_state_dict(torch.load(bundle / "model.pt", map_location="cpu", weights_only=True))
+        self.model.eval()
+        self.vocabulary = meta["attributes"]
+        self.text_max_tokens = meta["text_max_tokens"]
+        self.beta = meta["beta"]
+        self.log_prior = np.array(meta["log_prior"], dtype=np.float32)
+        self.attribute_embeddings = torch.from_numpy(np.load(bundle / "attribute_embeddings.npy"))
+
+    def embed_products(self, frame: pd.DataFrame, image_only: bool = False) -> np.ndarray:
+        from ml import data as D
+
+        paths = [p if isinstance(p, str) and p else None for p in frame.get("image_path", [None] * len(frame))]
+        has = torch.tensor([p is not None for p in paths], dtype=torch.bool)
+        with torch.no_grad():
+            images = (torch.stack([D.load_image(p, self.config.image_size) for p in paths if p])
+                      if has.any() else None)
+            if image_only:
+                out = torch.zeros(len(frame), self.config.embed_dim)
+                if images is not None:
+                    out[has] = self.model.encode_image(images)
+                return out.numpy()
+            texts = [D.product_text(t or "", d) for t, d in zip(frame["title"], frame.get("description", [None] * len(frame)))]
+            features = torch.from_numpy(D.text_features(texts, None, self.text_max_tokens))
+            out = self.model.encode_product_text(features)
+            if images is not None:
+                out[has] = self.model.encode_product(features[has], images)
+            return out.numpy()
+
+    def scores(self, frame: pd.DataFrame, image_only: bool = False) -> np.ndarray:
+        cosine = self.embed_products(frame, image_only) @ self.attribute_embeddings.numpy().T
+        return cosine + self.beta * self.log_prior[None, :]
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        params = params or {}
+        top_k = int(params.get("top_k", 10))
+        scores = self.scores(model_input, bool(params.get("image_only", False)))
+        top = np.argsort(-scores, axis=1)[:, :top_k]
+        attributes = [json.dumps([{"attribute_id": self.vocabulary[j]["attribute_id"], "type": self.vocabulary[j]["type"],
+                                   "value": self.vocabulary[j]["value"], "score": round(float(scores[i, j]), 5)}
+                                  for j in row]) for i, row in enumerate(top)]
+        return pd.DataFrame({"product_id": model_input["product_id"].astype(str).tolist(), "attributes": attributes})
+
+
+def write_bundle(path: Path, model, catalog, beta: float, text_max_tokens: int) -> Path:
+    """Everything the pyfunc needs, in one directory logged as an MLflow artifact."""
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path / "model.pt")
+    (path / "config.json").write_text(json.dumps(model.cfg.to_dict()))
+    with torch.no_grad():
+        model.eval()
+        np.save(path / "attribute_embeddings.npy", model.encode_attributes(catalog.attribute_text).numpy())
+        model.train()
+    (path / "vocabulary.json").write_text(json.dumps({
+        "attributes": [{"attribute_id": a, "type": t, "value": v} for a, t, v in
+                       zip(catalog.attribute_ids, catalog.attribute_types, catalog.attribute_values)],
+        "log_prior": catalog.attribute_log_prior.tolist(), "beta": beta, "text_max_tokens": text_max_tokens,
+    }))
+    return path

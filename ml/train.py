@@ -1,0 +1,347 @@
+"""Train the dual encoder, evaluate it against the baselines, and register it in MLflow.
+
+    .venv/bin/python -m ml.train --config ml/configs/default.yaml [--epochs N] [--resume CKPT]
+
+Logs params, per-epoch loss, Recall@1/5/10 (overall and per attribute type) for image+text,
+image-only and text-only, the frequency-reweighting ablation and the BM25 / MiniLM zero-shot
+baselines, then registers the model as `pinlanding-dual-encoder`. The `champion` alias moves to
+the new version only if it beats the current champion's validation Recall@10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from tqdm import tqdm
+
+from ml import data as D
+from ml.evaluate import bm25_scores, recall_at_k, reweight, tune_beta, zero_shot_scores
+from ml.model import DualEncoder, DualEncoderConfig
+
+REGISTERED_MODEL = "pinlanding-dual-encoder"
+EXPERIMENT = "pinlanding-dual-encoder"
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 13
+    epochs: int = 6
+    batch_size: int = 256
+    image_batch_share: float = 0.5
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    max_products: int | None = None
+    text_max_tokens: int = 64
+    model: DualEncoderConfig = field(default_factory=DualEncoderConfig)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        model = DualEncoderConfig(**(raw.pop("model", None) or {}))
+        return cls(model=model, **raw)
+
+    def flat(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "model"}
+        out.update({f"model.{k}": v for k, v in self.model.to_dict().items()})
+        return out
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------- data
+
+def load_catalog(spark, schema: str, cfg: TrainConfig, cache_dir: Path) -> D.Catalog:
+    """Products, the active vocabulary and the ground truth (curated attributes the merchant's own
+    fields state) from the warehouse."""
+    products = spark.sql(f"select product_id, title, description, image_path from {schema}.int_products "
+                         "order by product_id").toPandas()
+    if cfg.max_products:
+        # a deterministic subset, independent of the split (sha256 order, then id order again)
+        by_hash = products["product_id"].map(lambda p: hashlib.sha256(f"subset:{p}".encode()).hexdigest())
+        products = products.assign(_h=by_hash).sort_values("_h").head(cfg.max_products) \
+            .drop(columns="_h").sort_values("product_id").reset_index(drop=True)
+    vocab = spark.sql(f"select attribute_id, attribute_type, canonical_value from {schema}.attribute_vocabulary "
+                      "where status = 'active' order by attribute_type, canonical_value").toPandas()
+    truth = spark.sql(f"select product_id, attribute_id from {schema}.product_attributes_curated "
+                      "where array_contains(source_backends, 'catalog') and confidence >= 0.9").toPandas()
+
+    row_of = {p: i for i, p in enumerate(products["product_id"])}
+    col_of = {a: j for j, a in enumerate(vocab["attribute_id"])}
+    targets = torch.zeros(len(products), len(vocab))
+    for p, a in zip(truth["product_id"], truth["attribute_id"]):
+        if p in row_of and a in col_of:
+            targets[row_of[p], col_of[a]] = 1.0
+    split = np.array([D.split_of(p) for p in products["product_id"]])
+    train = targets[torch.from_numpy(split == "train")]
+    prior = (train.sum(0) + 1) / (len(train) + len(vocab))
+
+    texts = [D.product_text(t, d) for t, d in zip(products["title"], products["description"])]
+    attr_texts = [D.attribute_text(t, v) for t, v in zip(vocab["attribute_type"], vocab["canonical_value"])]
+    text = torch.from_numpy(D.text_features(texts, cache_dir, cfg.text_max_tokens))
+    attribute_text = torch.from_numpy(D.text_features(attr_texts, cache_dir, cfg.text_max_tokens))
+
+    image_index = np.full(len(products), -1)
+    photos = []
+    for i, path in enumerate(tqdm(products["image_path"], desc="photos", unit="photo", mininterval=5)):
+        if isinstance(path, str) and path:
+            image_index[i] = len(photos)
+            photos.append(D.load_image(path, cfg.model.image_size))
+    images = torch.stack(photos) if photos else torch.zeros(0, 3, cfg.model.image_size, cfg.model.image_size)
+    return D.Catalog(products["product_id"].tolist(), texts, split, text, images, image_index, targets,
+                     vocab["attribute_id"].tolist(), vocab["attribute_type"].tolist(),
+                     vocab["canonical_value"].tolist(), attribute_text, prior.log())
+
+
+def batches(catalog: D.Catalog, rows: np.ndarray, cfg: TrainConfig, rng: np.random.Generator):
+    """Batches that mix products with and without a photo (photos are a fifth of the catalog,
+    so without this the vision tower would see few examples per step)."""
+    with_photo = rows[catalog.image_index[rows] >= 0]
+    without = rows[catalog.image_index[rows] < 0]
+    n_photo = max(1, int(cfg.batch_size * cfg.image_batch_share)) if len(with_photo) else 0
+    n_text = cfg.batch_size - n_photo
+    steps = max(len(with_photo) // max(n_photo, 1), len(without) // max(n_text, 1), 1)
+    photo_order, text_order = rng.permutation(with_photo), rng.permutation(without)
+    for s in range(steps):
+        picked = []
+        if n_photo:
+            picked.append(np.take(photo_order, range(s * n_photo, (s + 1) * n_photo), mode="wrap"))
+        if n_text and len(without):
+            picked.append(np.take(text_order, range(s * n_text, (s + 1) * n_text), mode="wrap"))
+        yield np.unique(np.concatenate(picked))
+
+
+# ------------------------------------------------------------------------------------- training
+
+def step_loss(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray) -> dict:
+    text = catalog.text[rows]
+    photo_rows = catalog.image_index[rows]
+    has = torch.from_numpy(photo_rows >= 0)
+    attributes = model.encode_attributes(catalog.attribute_text)
+    targets = catalog.targets[rows]
+    product = model.encode_product_text(text)
+    out = {}
+    if has.any():
+        images = catalog.images[torch.from_numpy(photo_rows[photo_rows >= 0])]
+        images = torch.where(torch.rand(len(images), 1, 1, 1) < 0.5, images, images.flip(-1))  # h-flip
+        fused = model.encode_product(text[has], images)
+        product = product.clone()
+        product[has] = fused
+        # An image-only term trains the vision tower to stand on its own (image-only evaluation).
+        out["image_only"] = model.criterion(model.encode_image(images), attributes, targets[has])["loss"]
+    main = model.criterion(product, attributes, targets)
+    out.update(main)
+    out["total"] = main["loss"] + out.get("image_only", 0.0)
+    return out
+
+
+@torch.no_grad()
+def embed_split(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray, mode: str, batch: int = 512):
+    """(product embeddings, rows used) for mode image_text | image_only | text_only."""
+    model.eval()
+    if mode == "image_only":
+        rows = rows[catalog.image_index[rows] >= 0]
+    out = []
+    for start in range(0, len(rows), batch):
+        r = rows[start:start + batch]
+        photo_rows = catalog.image_index[r]
+        has = torch.from_numpy(photo_rows >= 0)
+        images = catalog.images[torch.from_numpy(photo_rows[photo_rows >= 0])] if has.any() else None
+        if mode == "text_only":
+            out.append(model.encode_product_text(catalog.text[r]))
+        elif mode == "image_only":
+            out.append(model.encode_image(images))
+        else:
+            p = model.encode_product_text(catalog.text[r])
+            if images is not None:
+                p[has] = model.encode_product(catalog.text[r][has], images)
+            out.append(p)
+    model.train()
+    return (torch.cat(out) if out else torch.zeros(0, model.cfg.embed_dim)), rows
+
+
+@torch.no_grad()
+def scores_for(model: DualEncoder, catalog: D.Catalog, split: str, mode: str):
+    rows = catalog.rows(split)
+    model.eval()
+    attributes = model.encode_attributes(catalog.attribute_text)
+    model.train()
+    products, rows = embed_split(model, catalog, rows, mode)
+    return (products @ attributes.T).numpy(), catalog.targets[rows].numpy(), rows
+
+
+def evaluate_model(model, catalog, split: str, beta: float) -> dict:
+    metrics = {}
+    prior = catalog.attribute_log_prior.numpy()
+    for mode in ("image_text", "image_only", "text_only"):
+        scores, targets, _ = scores_for(model, catalog, split, mode)
+        if len(scores):
+            for k, v in recall_at_k(reweight(scores, prior, beta), targets, catalog.attribute_types).items():
+                metrics[f"{split}.{mode}.{k}"] = v
+    return metrics
+
+
+def save_checkpoint(path: Path, model, optimizer, epoch: int, cfg: TrainConfig) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "config": cfg.flat()}, path)
+
+
+def train(cfg: TrainConfig, spark, schema: str, workdir: Path, resume: Path | None = None,
+          register: bool = True) -> dict:
+    from pinlanding.tracking import configure, get_or_create_experiment
+
+    started = time.perf_counter()
+    seed_everything(cfg.seed)
+    catalog = load_catalog(spark, schema, cfg, workdir / "cache")
+    model = DualEncoder(cfg.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    first_epoch = 0
+    if resume:
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        first_epoch = state["epoch"] + 1
+
+    mlflow = configure()
+    experiment_id = get_or_create_experiment(EXPERIMENT)
+    rng = np.random.default_rng(cfg.seed)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(cfg.flat())
+        mlflow.log_params({"products": len(catalog.product_ids), "vocabulary": len(catalog.attribute_ids),
+                           "photos": len(catalog.images), **{f"split.{s}": int((catalog.split == s).sum())
+                                                              for s in ("train", "validation", "test")}})
+        train_rows = catalog.rows("train")
+        for epoch in range(first_epoch, cfg.epochs):
+            losses = []
+            for rows in tqdm(list(batches(catalog, train_rows, cfg, rng)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                             unit="batch", mininterval=10):
+                out = step_loss(model, catalog, rows)
+                optimizer.zero_grad()
+                out["total"].backward()
+                optimizer.step()
+                losses.append({k: float(v) for k, v in out.items()})
+            epoch_metrics = {f"train.{k}": float(np.mean([l[k] for l in losses if k in l])) for k in losses[0]}
+            epoch_metrics["temperature"] = float(1 / model.criterion.scale())
+            epoch_metrics.update({k: v for k, v in evaluate_model(model, catalog, "validation", 0.0).items()
+                                  if k.count(".") == 2})  # overall numbers per epoch
+            mlflow.log_metrics(epoch_metrics, step=epoch)
+            save_checkpoint(workdir / "checkpoints" / run.info.run_id / f"epoch_{epoch:03d}.pt", model, optimizer, epoch, cfg)
+            print(f"epoch {epoch + 1}: loss {epoch_metrics['train.loss']:.3f}, "
+                  f"val R@10 {epoch_metrics.get('validation.image_text.recall_at_10', float('nan')):.3f}")
+
+        # Frequency reweighting: tune beta on validation, report the ablation on test.
+        val_scores, val_targets, _ = scores_for(model, catalog, "validation", "image_text")
+        beta = tune_beta(val_scores, val_targets, catalog.attribute_log_prior.numpy())
+        final = evaluate_model(model, catalog, "validation", beta)
+        final.update(evaluate_model(model, catalog, "test", beta))
+        ablation = {f"ablation.no_reweighting.{k.split('.', 1)[1]}": v
+                    for k, v in evaluate_model(model, catalog, "test", 0.0).items() if k.count(".") == 2}
+        baselines = baseline_metrics(catalog)
+        mlflow.log_metrics({"reweight_beta": beta, **final, **ablation, **baselines,
+                            "train_seconds": time.perf_counter() - started})
+        report = comparison_table(final, ablation, baselines)
+        mlflow.log_text(report, "comparison.txt")
+        print(report)
+        version = None
+        if register:
+            version = register_model(mlflow, run.info.run_id, model, catalog, beta,
+                                     final["validation.image_text.recall_at_10"], workdir, cfg.text_max_tokens)
+        return {"run_id": run.info.run_id, "beta": beta, "metrics": final, "ablation": ablation,
+                "baselines": baselines, "version": version, "seconds": time.perf_counter() - started}
+
+
+def baseline_metrics(catalog: D.Catalog) -> dict:
+    rows = catalog.rows("test")
+    targets = catalog.targets[rows].numpy()
+    out = {}
+    zero_shot = zero_shot_scores(catalog.text[rows].numpy(), catalog.attribute_text.numpy())
+    for k, v in recall_at_k(zero_shot, targets).items():
+        out[f"baseline.minilm_zero_shot.{k}"] = v
+    bm25 = bm25_scores([catalog.product_texts[i] for i in rows], catalog.attribute_values)
+    return out | {f"baseline.bm25.{k}": v for k, v in recall_at_k(bm25, targets).items()}
+
+
+def comparison_table(final: dict, ablation: dict, baselines: dict) -> str:
+    lines = [f"{'test split':<34}{'R@1':>8}{'R@5':>8}{'R@10':>8}"]
+    rows = [("dual encoder, image+text", "test.image_text"), ("dual encoder, image-only", "test.image_only"),
+            ("dual encoder, text-only", "test.text_only")]
+    for label, prefix in rows:
+        lines.append(f"{label:<34}" + "".join(f"{final.get(f'{prefix}.recall_at_{k}', float('nan')):>8.3f}" for k in (1, 5, 10)))
+    lines.append(f"{'  without frequency reweighting':<34}" + "".join(
+        f"{ablation.get(f'ablation.no_reweighting.image_text.recall_at_{k}', float('nan')):>8.3f}" for k in (1, 5, 10)))
+    for name in ("bm25", "minilm_zero_shot"):
+        lines.append(f"{'baseline ' + name:<34}" + "".join(
+            f"{baselines.get(f'baseline.{name}.recall_at_{k}', float('nan')):>8.3f}" for k in (1, 5, 10)))
+    return "\n".join(lines) + "\n"
+
+
+def register_model(mlflow, run_id: str, model, catalog: D.Catalog, beta: float, val_recall_at_10: float,
+                   workdir: Path, text_max_tokens: int) -> str:
+    """Log the pyfunc, register a new version, and move `champion` only if it is better."""
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    from ml.pyfunc import DualEncoderModel, write_bundle
+
+    bundle = write_bundle(workdir / "bundles" / run_id, model, catalog, beta, text_max_tokens)
+    example = pd.DataFrame({"product_id": ["1"], "title": ["Navy blue cotton t-shirt"],
+                            "description": ["Round neck, short sleeves"], "image_path": [""]})
+    signature = infer_signature(example, pd.DataFrame({"product_id": ["1"], "attributes": ["[]"]}),
+                                params={"top_k": 10, "image_only": False})
+    info = mlflow.pyfunc.log_model(name="model", python_model=DualEncoderModel(), artifacts={"bundle": str(bundle)},
+                                   code_paths=[str(Path(__file__).resolve().parent)], signature=signature,
+                                   input_example=example,
+                                   registered_model_name=REGISTERED_MODEL)
+    client = MlflowClient()
+    version = str(info.registered_model_version)
+    client.set_model_version_tag(REGISTERED_MODEL, version, "validation_recall_at_10", f"{val_recall_at_10:.6f}")
+    try:
+        champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
+        best = float(champion.tags.get("validation_recall_at_10", "-1"))
+    except Exception:  # no champion yet
+        champion, best = None, -1.0
+    if val_recall_at_10 > best:
+        client.set_registered_model_alias(REGISTERED_MODEL, "champion", version)
+        print(f"registered {REGISTERED_MODEL} v{version}: champion (validation R@10 {val_recall_at_10:.4f} > {best:.4f})")
+    else:
+        print(f"registered {REGISTERED_MODEL} v{version}: champion stays v{champion.version} "
+              f"(validation R@10 {val_recall_at_10:.4f} <= {best:.4f})")
+    return version
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train and register the PinLanding dual encoder.")
+    parser.add_argument("--config", default=str(Path(__file__).parent / "configs" / "default.yaml"))
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-products", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--resume", type=Path, help="checkpoint to resume from")
+    parser.add_argument("--no-register", action="store_true")
+    args = parser.parse_args(argv)
+    from pinlanding import settings
+    from pinlanding.warehouse import spark_session
+
+    cfg = TrainConfig.from_yaml(args.config, epochs=args.epochs, max_products=args.max_products, seed=args.seed)
+    result = train(cfg, spark_session(), settings.target_schema(), settings.data_dir() / "training",
+                   resume=args.resume, register=not args.no_register)
+    print(json.dumps({k: result[k] for k in ("run_id", "beta", "version", "seconds")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

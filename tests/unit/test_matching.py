@@ -1,0 +1,146 @@
+"""Dual encoder pieces: loss, split, evaluation, checkpoint loading, registry round trip."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ml import data as D
+from ml.evaluate import recall_at_k, reweight, tune_beta
+from ml.loss import MultiPositiveClipLoss, multi_positive_infonce
+from ml.model import DualEncoder, DualEncoderConfig
+
+TINY = DualEncoderConfig(embed_dim=16, image_size=16, patch_size=8, vision_width=32, vision_layers=1,
+                         vision_heads_width=32, head_hidden=32)
+
+
+def _unit(x):
+    return F.normalize(torch.as_tensor(x, dtype=torch.float32), dim=-1)
+
+
+def test_loss_is_symmetric_under_transposition():
+    torch.manual_seed(0)
+    p, a = _unit(torch.randn(5, 8)), _unit(torch.randn(7, 8))
+    y = (torch.rand(5, 7) < 0.3).float()
+    y[0, 0] = 1
+    loss = MultiPositiveClipLoss()
+    forward = loss(p, a, y)
+    swapped = loss(a, p, y.T)
+    assert torch.isclose(forward["product_to_attribute"], swapped["attribute_to_product"])
+    assert torch.isclose(forward["loss"], swapped["loss"])
+
+
+def test_positives_do_not_compete_with_each_other():
+    # Product 0 has two positives with equal logits and one far negative: masking the other
+    # positive out of the denominator makes the loss ~0; plain softmax would give log(2).
+    logits = torch.tensor([[10.0, 10.0, -10.0]])
+    targets = torch.tensor([[1.0, 1.0, 0.0]])
+    assert multi_positive_infonce(logits, targets, dim=1) < 1e-6
+    plain = -torch.log_softmax(logits, dim=1)[0, :2].mean()
+    assert torch.isclose(plain, torch.log(torch.tensor(2.0)), atol=1e-4)
+
+
+def test_loss_rewards_the_right_assignment():
+    p = _unit([[1, 0], [0, 1]])
+    a = _unit([[1, 0], [0, 1], [-1, 0]])
+    right = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    wrong = torch.tensor([[0, 1.0, 0], [1.0, 0, 0]])
+    loss = MultiPositiveClipLoss()
+    assert loss(p, a, right)["loss"] < loss(p, a, wrong)["loss"]
+
+
+def test_temperature_is_learnable_and_capped():
+    loss = MultiPositiveClipLoss(init_temperature=0.07, max_scale=100)
+    assert torch.isclose(loss.scale(), torch.tensor(1 / 0.07))
+    p, a = _unit(torch.randn(4, 8)), _unit(torch.randn(3, 8))
+    y = torch.eye(4, 3)
+    loss(p, a, y)["loss"].backward()
+    assert loss.logit_scale.grad is not None and loss.logit_scale.grad != 0
+    with torch.no_grad():
+        loss.logit_scale.fill_(10.0)
+    assert torch.isclose(loss.scale(), torch.tensor(100.0))
+
+
+def test_split_is_deterministic_and_roughly_80_10_10():
+    ids = [str(i) for i in range(20000)]
+    first = [D.split_of(i) for i in ids]
+    assert first == [D.split_of(i) for i in ids]
+    shares = {s: first.count(s) / len(ids) for s in ("train", "validation", "test")}
+    assert abs(shares["train"] - 0.8) < 0.02 and abs(shares["test"] - 0.1) < 0.02
+
+
+def test_recall_at_k_counts_pairs():
+    scores = np.array([[0.9, 0.8, 0.1], [0.1, 0.2, 0.3]])
+    targets = np.array([[0, 1, 0], [1, 0, 1]])
+    r = recall_at_k(scores, targets, ["colour", "colour", "fit"], ks=(1, 2))
+    assert r["recall_at_1"] == pytest.approx(1 / 3)   # only (1, 2) is top-1
+    assert r["recall_at_2"] == pytest.approx(2 / 3)
+    assert r["recall_at_1.fit"] == 1.0 and r["recall_at_1.colour"] == 0.0
+
+
+def test_frequency_prior_lifts_common_attributes_and_beta_is_tuned():
+    scores = np.array([[0.50, 0.51], [0.50, 0.51]])    # rare attribute 1 slightly ahead
+    targets = np.array([[1, 0], [1, 0]])              # but the common attribute 0 is right
+    log_prior = np.log(np.array([0.5, 0.01]))
+    assert recall_at_k(scores, targets, ks=(1,))["recall_at_1"] == 0.0
+    beta = tune_beta(scores, targets, log_prior, grid=(0.0, 0.01), k=1)
+    assert beta == 0.01
+    assert recall_at_k(reweight(scores, log_prior, beta), targets, ks=(1,))["recall_at_1"] == 1.0
+
+
+def test_vision_weights_load_from_a_local_open_clip_checkpoint(tmp_path):
+    source = DualEncoder(TINY)
+    path = tmp_path / "clip.pt"
+    torch.save({"state_dict": {f"visual.{k}": v for k, v in source.visual.state_dict().items()}}, path)
+    loaded = DualEncoder(DualEncoderConfig(**{**TINY.to_dict(), "pretrained_vision": str(path)}))
+    for k, v in source.visual.state_dict().items():
+        assert torch.equal(v, loaded.visual.state_dict()[k])
+    torch.save({"state_dict": {"visual.conv1.weight": torch.zeros(1)}}, path)
+    with pytest.raises((ValueError, RuntimeError)):
+        DualEncoder(DualEncoderConfig(**{**TINY.to_dict(), "pretrained_vision": str(path)}))
+
+
+def _catalog(n_attr=4):
+    texts = ["navy blue cotton tee", "black leather belt", "red floral dress"]
+    return D.Catalog(
+        product_ids=["1", "2", "3"], product_texts=texts, split=np.array(["train"] * 3),
+        text=torch.from_numpy(D.text_features(texts)), images=torch.zeros(0, 3, 16, 16),
+        image_index=np.array([-1, -1, -1]), targets=torch.eye(3, n_attr),
+        attribute_ids=[f"attr_{i}" for i in range(n_attr)], attribute_types=["colour"] * n_attr,
+        attribute_values=["navy blue", "black", "red", "green"][:n_attr],
+        attribute_text=torch.from_numpy(D.text_features([f"colour: {v}" for v in ["navy blue", "black", "red", "green"][:n_attr]])),
+        attribute_log_prior=torch.log(torch.full((n_attr,), 0.25)))
+
+
+def test_pyfunc_round_trip_through_the_registry_and_champion_rule(tmp_path, monkeypatch):
+    import mlflow
+
+    from ml.train import REGISTERED_MODEL, register_model
+
+    monkeypatch.setenv("PINLANDING_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from pinlanding.tracking import configure
+
+    configure()
+    torch.manual_seed(0)
+    model, catalog = DualEncoder(TINY), _catalog()
+    client = mlflow.MlflowClient()
+    champions = []
+    for val_recall in (0.5, 0.4, 0.6):  # the champion moves only to a better validation R@10
+        with mlflow.start_run():
+            register_model(mlflow, mlflow.active_run().info.run_id, model, catalog, 0.01, val_recall,
+                           tmp_path, text_max_tokens=32)
+        champions.append(str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version))
+    assert champions == ["1", "1", "3"]
+
+    loaded = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@champion")
+    frame = pd.DataFrame({"product_id": ["a", "b"], "title": ["Navy tee", "Belt"],
+                          "description": ["cotton", None], "image_path": ["", ""]})
+    out = loaded.predict(frame, params={"top_k": 3})
+    assert list(out["product_id"]) == ["a", "b"]
+    first = json.loads(out["attributes"][0])
+    assert len(first) == 3 and set(first[0]) == {"attribute_id", "type", "value", "score"}
+    assert first[0]["score"] >= first[1]["score"] >= first[2]["score"]
