@@ -11,7 +11,7 @@ export PINLANDING_CATALOG_DIR ?= $(abspath $(CURDIR)/../shared/data/fashion-cata
 export PYSPARK_PYTHON := $(BIN)/python
 export PYSPARK_DRIVER_PYTHON := $(BIN)/python
 
-.PHONY: setup run test test-unit bench bench-llm docs mlflow-ui lock clean help
+.PHONY: setup run train test test-unit bench bench-llm docs mlflow-ui lock clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml adapters/dbt-spark-session/
 
 run: setup  ## the whole pipeline on the default catalog (ingest -> dbt build -> checks -> MLflow)
 	$(BIN)/pinlanding run
+
+train: setup  ## train the dual encoder on the warehouse, register it, move `champion` if better (CONFIG=...)
+	$(BIN)/python -m ml.train --config $(or $(CONFIG),ml/configs/default.yaml)
 
 test: setup  ## all tests (unit + integration on real Spark, dbt, GX, MLflow)
 	$(BIN)/python -m pytest tests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +39,21 @@ def load_image(path: str, size: int) -> torch.Tensor:
     return (pixels.float() / 255.0 - MEAN) / STD
 
 
-def text_features(texts: list[str], cache_dir: Path | None = None, max_seq_length: int = 64) -> np.ndarray:
-    """Frozen MiniLM features, cached on disk by text hash so reruns embed only new texts."""
+@lru_cache(maxsize=2)
+def _stored_features(path: Path, mtime: float) -> dict[str, np.ndarray]:
+    with np.load(path) as stored:
+        return dict(zip(stored["keys"].tolist(), stored["vectors"]))
+
+
+def text_features(texts: list[str], cache_dir: Path | None = None, max_seq_length: int = 64,
+                  persist: bool = True) -> np.ndarray:
+    """Frozen MiniLM features, cached on disk by text hash so reruns embed only new texts.
+    Readers that run in parallel (Spark workers) pass persist=False and only read the cache."""
     from ml.embeddings import embed, load_minilm
 
     keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-    cache: dict[str, np.ndarray] = {}
     path = cache_dir / f"minilm_{max_seq_length}.npz" if cache_dir else None
-    if path and path.exists():
-        with np.load(path) as stored:
-            cache = dict(zip(stored["keys"].tolist(), stored["vectors"]))
+    cache = dict(_stored_features(path, path.stat().st_mtime)) if path and path.exists() else {}
     missing = sorted({k for k in keys if k not in cache})
     if missing:
         by_key = dict(zip(keys, texts))
@@ -55,7 +61,7 @@ def text_features(texts: list[str], cache_dir: Path | None = None, max_seq_lengt
         model.max_seq_length = max_seq_length
         vectors = embed([by_key[k] for k in missing])
         cache.update(zip(missing, vectors))
-        if path:
+        if path and persist:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, keys=np.array(list(cache)), vectors=np.stack(list(cache.values())))
     return np.stack([cache[k] for k in keys]).astype(np.float32)
@@ -75,6 +81,7 @@ class Catalog:
     attribute_ids: list[str]
     attribute_types: list[str]
     attribute_values: list[str]
+    attribute_aliases: list[list[str]]
     attribute_text: torch.Tensor      # (V, 384)
     attribute_log_prior: torch.Tensor  # (V,) log of the share of training products carrying it
 

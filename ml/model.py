@@ -65,6 +65,11 @@ class DualEncoder(nn.Module):
     def encode_attributes(self, attribute_features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.attribute_text(attribute_features), dim=-1)
 
+    def fuse(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Combine normalised image and text embeddings of the same products."""
+        w = torch.sigmoid(self.image_weight_logit)
+        return F.normalize(w * image + (1 - w) * text, dim=-1)
+
     def encode_product(self, text_features: torch.Tensor | None, images: torch.Tensor | None,
                        has_image: torch.Tensor | None = None) -> torch.Tensor:
         """Fused product embedding; pass text_features=None for image-only, images=None for text-only."""
@@ -73,9 +78,7 @@ class DualEncoder(nn.Module):
         image = self.encode_image(images)
         if text_features is None:
             return image
-        text = self.encode_product_text(text_features)
-        w = torch.sigmoid(self.image_weight_logit)
-        fused = F.normalize(w * image + (1 - w) * text, dim=-1)
+        fused = self.fuse(image, self.encode_product_text(text_features))
         if has_image is None:
             return fused
         return torch.where(has_image[:, None], fused, text)

@@ -35,6 +35,8 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
         self.log_prior = np.array(meta["log_prior"], dtype=np.float32)
         self.attribute_embeddings = torch.from_numpy(np.load(bundle / "attribute_embeddings.npy"))
 
+    feature_cache: Path | None = None  # MiniLM feature cache to read (set by the warehouse scorer)
+
     def embed_products(self, frame: pd.DataFrame, image_only: bool = False) -> np.ndarray:
         from ml import data as D
 
@@ -49,7 +51,7 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
                     out[has] = self.model.encode_image(images)
                 return out.numpy()
             texts = [D.product_text(t or "", d) for t, d in zip(frame["title"], frame.get("description", [None] * len(frame)))]
-            features = torch.from_numpy(D.text_features(texts, None, self.text_max_tokens))
+            features = torch.from_numpy(D.text_features(texts, self.feature_cache, self.text_max_tokens, persist=False))
             out = self.model.encode_product_text(features)
             if images is not None:
                 out[has] = self.model.encode_product(features[has], images)
@@ -80,8 +82,34 @@ def write_bundle(path: Path, model, catalog, beta: float, text_max_tokens: int) 
         np.save(path / "attribute_embeddings.npy", model.encode_attributes(catalog.attribute_text).numpy())
         model.train()
     (path / "vocabulary.json").write_text(json.dumps({
-        "attributes": [{"attribute_id": a, "type": t, "value": v} for a, t, v in
-                       zip(catalog.attribute_ids, catalog.attribute_types, catalog.attribute_values)],
+        "attributes": [{"attribute_id": a, "type": t, "value": v, "aliases": al} for a, t, v, al in
+                       zip(catalog.attribute_ids, catalog.attribute_types, catalog.attribute_values,
+                           catalog.attribute_aliases)],
         "log_prior": catalog.attribute_log_prior.tolist(), "beta": beta, "text_max_tokens": text_max_tokens,
     }))
     return path
+
+
+_LOADED: dict[str, "DualEncoderModel"] = {}
+
+
+def load_local(model_dir: str) -> "DualEncoderModel":
+    """The unwrapped model from a downloaded MLflow model directory, loaded once per process
+    (Spark workers call this once per partition; the second call is a dict lookup)."""
+    if model_dir not in _LOADED:
+        _LOADED[model_dir] = mlflow.pyfunc.load_model(model_dir).unwrap_python_model()
+    return _LOADED[model_dir]
+
+
+def resolve_champion(name: str = "pinlanding-dual-encoder", alias: str = "champion") -> tuple[str, str]:
+    """(version, local model directory) of the alias; a clear error when there is none yet."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise RuntimeError(f"no '{alias}' version of {name} in the MLflow registry: train one first "
+                           "(`.venv/bin/python -m ml.train`, or `make run`, which trains when none exists)") from exc
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}")
+    return str(version.version), local

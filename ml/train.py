@@ -75,7 +75,7 @@ def load_catalog(spark, schema: str, cfg: TrainConfig, cache_dir: Path) -> D.Cat
         by_hash = products["product_id"].map(lambda p: hashlib.sha256(f"subset:{p}".encode()).hexdigest())
         products = products.assign(_h=by_hash).sort_values("_h").head(cfg.max_products) \
             .drop(columns="_h").sort_values("product_id").reset_index(drop=True)
-    vocab = spark.sql(f"select attribute_id, attribute_type, canonical_value from {schema}.attribute_vocabulary "
+    vocab = spark.sql(f"select attribute_id, attribute_type, canonical_value, aliases from {schema}.attribute_vocabulary "
                       "where status = 'active' order by attribute_type, canonical_value").toPandas()
     truth = spark.sql(f"select product_id, attribute_id from {schema}.product_attributes_curated "
                       "where array_contains(source_backends, 'catalog') and confidence >= 0.9").toPandas()
@@ -104,7 +104,8 @@ def load_catalog(spark, schema: str, cfg: TrainConfig, cache_dir: Path) -> D.Cat
     images = torch.stack(photos) if photos else torch.zeros(0, 3, cfg.model.image_size, cfg.model.image_size)
     return D.Catalog(products["product_id"].tolist(), texts, split, text, images, image_index, targets,
                      vocab["attribute_id"].tolist(), vocab["attribute_type"].tolist(),
-                     vocab["canonical_value"].tolist(), attribute_text, prior.log())
+                     vocab["canonical_value"].tolist(), [list(a) for a in vocab["aliases"]], attribute_text,
+                     prior.log())
 
 
 def batches(catalog: D.Catalog, rows: np.ndarray, cfg: TrainConfig, rng: np.random.Generator):
@@ -133,16 +134,17 @@ def step_loss(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray) -> dict:
     has = torch.from_numpy(photo_rows >= 0)
     attributes = model.encode_attributes(catalog.attribute_text)
     targets = catalog.targets[rows]
-    product = model.encode_product_text(text)
+    text_embeddings = model.encode_product_text(text)
+    product = text_embeddings
     out = {}
     if has.any():
         images = catalog.images[torch.from_numpy(photo_rows[photo_rows >= 0])]
         images = torch.where(torch.rand(len(images), 1, 1, 1) < 0.5, images, images.flip(-1))  # h-flip
-        fused = model.encode_product(text[has], images)
-        product = product.clone()
-        product[has] = fused
+        image_embeddings = model.encode_image(images)  # one vision pass serves both terms
+        product = text_embeddings.clone()
+        product[has] = model.fuse(image_embeddings, text_embeddings[has])
         # An image-only term trains the vision tower to stand on its own (image-only evaluation).
-        out["image_only"] = model.criterion(model.encode_image(images), attributes, targets[has])["loss"]
+        out["image_only"] = model.criterion(image_embeddings, attributes, targets[has])["loss"]
     main = model.criterion(product, attributes, targets)
     out.update(main)
     out["total"] = main["loss"] + out.get("image_only", 0.0)
@@ -202,12 +204,14 @@ def save_checkpoint(path: Path, model, optimizer, epoch: int, cfg: TrainConfig) 
 
 
 def train(cfg: TrainConfig, spark, schema: str, workdir: Path, resume: Path | None = None,
-          register: bool = True) -> dict:
+          register: bool = True, release_warehouse: bool = False) -> dict:
     from pinlanding.tracking import configure, get_or_create_experiment
 
     started = time.perf_counter()
     seed_everything(cfg.seed)
     catalog = load_catalog(spark, schema, cfg, workdir / "cache")
+    if release_warehouse:
+        spark.stop()  # a standalone run frees the embedded metastore for dbt while it trains
     model = DualEncoder(cfg.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     first_epoch = 0
@@ -338,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = TrainConfig.from_yaml(args.config, epochs=args.epochs, max_products=args.max_products, seed=args.seed)
     result = train(cfg, spark_session(), settings.target_schema(), settings.data_dir() / "training",
-                   resume=args.resume, register=not args.no_register)
+                   resume=args.resume, register=not args.no_register, release_warehouse=True)
     print(json.dumps({k: result[k] for k in ("run_id", "beta", "version", "seconds")}, indent=2))
     return 0
 

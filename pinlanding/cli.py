@@ -79,10 +79,49 @@ def cmd_check(args) -> tuple[int, list[str]]:
     return (0 if result.success else 1), lines
 
 
+SCORING = "product_attribute_scores+"  # dbt selector: the models that need a champion model
+
+
+def has_champion() -> bool:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from ml.train import REGISTERED_MODEL
+    from pinlanding.tracking import configure
+
+    configure()
+    try:
+        MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, "champion")
+        return True
+    except MlflowException:
+        return False
+
+
+def cmd_train(args) -> int:
+    from ml.train import TrainConfig, train
+
+    cfg = TrainConfig.from_yaml(args.train_config, epochs=getattr(args, "epochs", None))
+    result = train(cfg, _spark(args), settings.target_schema(), settings.data_dir() / "training")
+    print(f"trained run {result['run_id']} in {result['seconds']:.0f}s; registered version {result['version']}")
+    return 0
+
+
 def cmd_run(args) -> int:
     started = time.perf_counter()
+
+    def train_if_needed() -> int:
+        if has_champion():
+            print("champion model found in the registry; not training")
+            return 0
+        print(f"no champion model in the registry: training one ({args.train_config})")
+        return cmd_train(args)
+
     steps = [("ingest", lambda: cmd_ingest(args)),
-             ("dbt build", lambda: 0 if dbt_invoke(["build"], args.target, args.vars) else 1)]
+             ("dbt build (catalog, attributes)",
+              lambda: 0 if dbt_invoke(["build", "--exclude", SCORING], args.target, args.vars) else 1),
+             ("dual encoder", train_if_needed),
+             ("dbt build (matching)",
+              lambda: 0 if dbt_invoke(["build", "--select", SCORING], args.target, args.vars) else 1)]
     for name, step in steps:
         print(f"== {name}")
         if step() != 0:
@@ -104,6 +143,61 @@ def cmd_run(args) -> int:
     print(f"MLflow run {run_id} logged to {tracking_uri()} (see it with `make mlflow-ui`)")
     print(f"pipeline {'finished' if code == 0 else 'FAILED checks'} in {time.perf_counter() - started:.0f}s")
     return code
+
+
+def cmd_predict(args) -> int:
+    """JSONL out, one {"product_id", "attributes": [{attribute_id, type, value, score}]} per product.
+    Photos pass the same checks as in staging; a rejected photo is scored text-only (or skipped
+    with --image-only, which scores only products with a valid photo)."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from ml.pyfunc import load_local, resolve_champion
+    from pinlanding.images import check_image
+    from pinlanding.ingest import read_feed
+    from pinlanding.tracking import configure
+
+    configure()
+    version, model_dir = resolve_champion()
+    model = load_local(model_dir)
+    catalog_root = Path(args.images).resolve().parent if args.images else None
+    records = []
+    for row in read_feed(Path(args.feed)):
+        if row.get("_blank") or row.get("_load_error") or not row.get("product_id"):
+            continue
+        image_path = None
+        if catalog_root and row.get("image"):
+            check = check_image(catalog_root, row["image"])
+            image_path = check.resolved_path if check.status == "valid" else None
+        if args.image_only and image_path is None:
+            continue
+        records.append({"product_id": row["product_id"], "title": row.get("title") or "",
+                        "description": row.get("description"), "image_path": image_path or ""})
+    frame = pd.DataFrame(records, columns=["product_id", "title", "description", "image_path"])
+    written = 0
+    with open(args.out, "w", encoding="utf-8") as out:
+        for start in tqdm(range(0, len(frame), 512), desc="predict", unit="batch"):
+            chunk = frame.iloc[start:start + 512].reset_index(drop=True)
+            result = model.predict(None, chunk, params={"top_k": args.top_k, "image_only": args.image_only})
+            for product_id, attributes in zip(result["product_id"], result["attributes"]):
+                out.write(json.dumps({"product_id": product_id, "attributes": json.loads(attributes)}) + "\n")
+                written += 1
+    print(f"predict: {written} products scored with pinlanding-dual-encoder v{version} -> {args.out}")
+    return 0
+
+
+def cmd_vocabulary(args) -> int:
+    from ml.pyfunc import load_local, resolve_champion
+    from pinlanding.tracking import configure
+
+    configure()
+    version, model_dir = resolve_champion()
+    with open(args.out, "w", encoding="utf-8") as out:
+        for a in load_local(model_dir).vocabulary:
+            out.write(json.dumps({"attribute_id": a["attribute_id"], "type": a["type"], "value": a["value"],
+                                  "aliases": a.get("aliases", [])}) + "\n")
+    print(f"vocabulary of pinlanding-dual-encoder v{version} -> {args.out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,8 +222,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_flags(p)
     p.set_defaults(func=lambda a: cmd_check(a)[0])
 
-    p = sub.add_parser("run", help="the whole pipeline: ingest -> dbt build -> checks -> MLflow run")
+    default_train_config = str(settings.PROJECT_DIR / "ml" / "configs" / "default.yaml")
+    p = sub.add_parser("train", help="train the dual encoder on the warehouse and register it in MLflow")
+    p.add_argument("--train-config", default=default_train_config)
+    p.add_argument("--epochs", type=int)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="score a feed outside dbt with the champion model")
+    p.add_argument("--feed", required=True, help="products.jsonl(.gz)")
+    p.add_argument("--images", help="directory the feed's image paths resolve in (its parent is the catalog root)")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--out", required=True)
+    p.add_argument("--image-only", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("vocabulary", help="write the champion model's vocabulary as JSONL")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_vocabulary)
+
+    p = sub.add_parser("run", help="the whole pipeline: ingest -> dbt build -> train if needed -> scoring -> checks")
     p.add_argument("--catalog-dir", help="catalog directory")
+    p.add_argument("--train-config", default=default_train_config, help="used when the registry has no champion")
     p.add_argument("--vars", help="dbt vars for the build, YAML, e.g. '{llm_sample_size: 20}'")
     p.add_argument("--force", action="store_true", help="reload the feed even if unchanged")
     add_check_flags(p)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -42,17 +43,26 @@ def pipeline(tmp_path_factory, real_catalog):
                PINLANDING_LLM_BACKEND="local", PINLANDING_LLM_SAMPLE_SIZE=str(LLM_SAMPLE))
     env.pop("MLFLOW_TRACKING_URI")
     # this feed's photos are bad on purpose; its 206 products need a lower frequency filter
-    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3}"]
+    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3}",
+               "--train-config", str(PROJECT_DIR / "ml/configs/tiny.yaml")]
+    first = _run([BIN / "pinlanding", "run", *lenient], env)
+    between_runs = datetime.now(timezone.utc).replace(tzinfo=None)
     outputs = {
-        "first": _run([BIN / "pinlanding", "run", *lenient], env),
+        "first": first,
         "second": _run([BIN / "pinlanding", "run", *lenient], env),
         "strict_check": _run([BIN / "pinlanding", "check"], env, expect_ok=False),
         "show": _run([BIN / "dbt", "show", "--inline", "select count(*) as n from {{ ref('stg_products') }}",
                       "--output", "json"], env),
         "docs": _run([BIN / "dbt", "docs", "generate", "--vars", "{min_attribute_products: 3}"], env),
+        "predict": _run([BIN / "pinlanding", "predict", "--feed", root / "catalog/products.jsonl.gz",
+                         "--images", root / "catalog/images", "--top-k", "5", "--out", root / "preds.jsonl"], env),
+        "predict_image_only": _run([BIN / "pinlanding", "predict", "--feed", root / "catalog/products.jsonl.gz",
+                                    "--images", root / "catalog/images", "--top-k", "3", "--image-only",
+                                    "--out", root / "preds_image.jsonl"], env),
+        "vocabulary": _run([BIN / "pinlanding", "vocabulary", "--out", root / "vocab.jsonl"], env),
     }
     os.environ.update(PINLANDING_DATA_DIR=env["PINLANDING_DATA_DIR"], PYSPARK_PYTHON=sys.executable)
-    return {"root": root, "env": env, "expected": expected, "out": outputs}
+    return {"root": root, "env": env, "expected": expected, "out": outputs, "between_runs": between_runs}
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +199,37 @@ def test_vocabulary_is_curated_with_stable_ids(spark):
     assert curated > 150  # most of the 206 products carry a frequent article type
     dropped = spark.table(f"{SCHEMA}.attribute_long_tail").where("drop_reason is null").count()
     assert dropped == 0
+
+
+def test_first_run_trains_a_champion_and_the_second_reuses_it(pipeline):
+    assert "no champion model in the registry: training one" in pipeline["out"]["first"].stdout
+    assert "champion model found in the registry; not training" in pipeline["out"]["second"].stdout
+
+
+def test_scores_are_incremental_and_assignments_respect_single_valued_types(spark, pipeline):
+    scores = spark.table(f"{SCHEMA}.product_attribute_scores")
+    products = spark.table(f"{SCHEMA}.int_products").count()
+    assert scores.select("product_id").distinct().count() == products
+    assert scores.groupBy("product_id").count().where("count != 10").count() == 0
+    # the second run scored nothing: every row is from the first run
+    assert scores.agg({"scored_at": "max"}).first()[0] < pipeline["between_runs"]
+    doubled = spark.sql(f"""
+        select a.product_id, a.attribute_type from {SCHEMA}.product_attributes_assigned a
+        join {SCHEMA}.attribute_types t using (attribute_type)
+        where t.single_valued group by 1, 2 having count(*) > 1""")
+    assert doubled.count() == 0
+
+
+def test_predict_and_vocabulary_cli_write_the_documented_schema(pipeline):
+    root = pipeline["root"]
+    preds = [json.loads(line) for line in (root / "preds.jsonl").read_text().splitlines()]
+    # every feed line that parses and has a product id (3 lines do not parse, 1 has no id)
+    assert len(preds) == pipeline["expected"]["lines_landed"] - 4
+    first = preds[0]
+    assert set(first) == {"product_id", "attributes"} and len(first["attributes"]) == 5
+    assert set(first["attributes"][0]) == {"attribute_id", "type", "value", "score"}
+    image_only = [json.loads(line) for line in (root / "preds_image.jsonl").read_text().splitlines()]
+    assert len(image_only) == pipeline["expected"]["images_valid"]  # only products with a valid photo
+    vocab = [json.loads(line) for line in (root / "vocab.jsonl").read_text().splitlines()]
+    assert vocab and set(vocab[0]) == {"attribute_id", "type", "value", "aliases"}
+    assert {a["attribute_id"] for p in preds for a in p["attributes"]} <= {v["attribute_id"] for v in vocab}

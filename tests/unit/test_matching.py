@@ -111,6 +111,7 @@ def _catalog(n_attr=4):
         image_index=np.array([-1, -1, -1]), targets=torch.eye(3, n_attr),
         attribute_ids=[f"attr_{i}" for i in range(n_attr)], attribute_types=["colour"] * n_attr,
         attribute_values=["navy blue", "black", "red", "green"][:n_attr],
+        attribute_aliases=[["Navy Blue", "navy"], ["Black"], ["Red"], ["Green"]][:n_attr],
         attribute_text=torch.from_numpy(D.text_features([f"colour: {v}" for v in ["navy blue", "black", "red", "green"][:n_attr]])),
         attribute_log_prior=torch.log(torch.full((n_attr,), 0.25)))
 

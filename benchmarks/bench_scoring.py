@@ -1,0 +1,71 @@
+"""Score the whole catalog in the warehouse with the champion model; print products/s and peak RSS.
+
+    .venv/bin/python benchmarks/bench_scoring.py     # after `make run` (needs int_products and a champion)
+
+Runs `dbt run --select product_attribute_scores --full-refresh` (every product rescored) in a
+child process and samples the RSS of its process tree (driver, Spark JVM, Python workers).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ingest_stage import PROJECT_DIR, tree_rss  # noqa: E402
+
+CHILD = """
+import json, sys
+from pinlanding import cli, settings
+settings.pin_environment()
+ok = cli.dbt_invoke(["run", "--select", "product_attribute_scores", "--full-refresh"])
+from pinlanding.warehouse import spark_session
+s = spark_session()
+t = s.table(settings.target_schema() + ".product_attribute_scores")
+print("RESULT " + json.dumps({"ok": ok, "products": t.select("product_id").distinct().count(), "rows": t.count()}))
+"""
+
+
+def main() -> int:
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", CHILD], cwd=PROJECT_DIR, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    peak, stop = 0, threading.Event()
+
+    def sample():
+        nonlocal peak
+        proc = psutil.Process(child.pid)
+        while not stop.is_set():
+            peak = max(peak, tree_rss(proc))
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = child.stdout.read()
+    code = child.wait()
+    stop.set()
+    sampler.join()
+    wall = time.perf_counter() - started
+    line = next((l for l in output.splitlines() if l.startswith("RESULT ")), None)
+    result = json.loads(line[len("RESULT "):]) if line else {}
+    timing = json.loads((PROJECT_DIR / "target" / "run_results.json").read_text()) if code == 0 else {"results": []}
+    model_s = next((r["execution_time"] for r in timing["results"]
+                    if r["unique_id"].endswith(".product_attribute_scores")), float("nan"))
+    if code != 0 or not result.get("ok"):
+        print(output[-5000:])
+        return 1
+    print(f"products scored:     {result['products']} ({result['rows']} rows, top-K per product)")
+    print(f"scoring model time:  {model_s:.1f} s -> {result['products'] / model_s:.0f} products/s")
+    print(f"wall time:           {wall:.1f} s (incl. JVM start, model download and load)")
+    print(f"peak RSS:            {peak / 2**20:.0f} MiB (driver + JVM + Python workers)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Score every product against the vocabulary with the champion dual encoder; keep the top K.
+
+This table is also the attribute-score cache: incremental with insert_overwrite, it keeps the
+rows of products whose content hash and model version are unchanged and scores only the rest
+(all products when the champion changed). Scoring runs on Spark with mapInPandas: each worker
+loads the model once (ml/pyfunc.load_local) and scores a partition at a time against attribute
+embeddings broadcast from the driver.
+"""
+
+import numpy as np
+import pandas as pd
+
+SCHEMA = (
+    "product_id string, content_hash string, model_version string, attribute_id string,"
+    " attribute_type string, value string, score double, rank int, scored_at timestamp"
+)
+COLUMNS = [c.split()[0] for c in SCHEMA.split(", ")]
+
+
+def score_partition(batches, model_dir, version, broadcast, top_k, feature_cache, batch_size=256):
+    from datetime import datetime, timezone
+
+    from ml.pyfunc import load_local
+
+    scored_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    model = load_local(model_dir)
+    model.feature_cache = feature_cache  # MiniLM features computed at training time are reused
+    vocab = broadcast.value
+    embeddings, bias = vocab["embeddings"], vocab["bias"]
+    for frame in batches:
+        for start in range(0, len(frame), batch_size):
+            chunk = frame.iloc[start:start + batch_size].reset_index(drop=True)
+            scores = model.embed_products(chunk) @ embeddings.T + bias[None, :]
+            top = np.argsort(-scores, axis=1)[:, :top_k]
+            rows = [(chunk.product_id[i], chunk.content_hash[i], version, vocab["ids"][j], vocab["types"][j],
+                     vocab["values"][j], float(scores[i, j]), r + 1, scored_at)
+                    for i, row in enumerate(top) for r, j in enumerate(row)]
+            yield pd.DataFrame(rows, columns=COLUMNS)
+
+
+def model(dbt, session):
+    dbt.config(materialized="incremental", incremental_strategy="insert_overwrite")
+    top_k = int(dbt.config.get("score_top_k"))
+    from pyspark.sql import functions as F
+
+    from ml.pyfunc import load_local, resolve_champion
+    from pinlanding.settings import data_dir
+    from pinlanding.tracking import configure
+
+    configure()
+    version, model_dir = resolve_champion()
+    champion = load_local(model_dir)
+    broadcast = session.sparkContext.broadcast({
+        "embeddings": champion.attribute_embeddings.numpy(),
+        "bias": (champion.beta * champion.log_prior).astype(np.float32),
+        "ids": [a["attribute_id"] for a in champion.vocabulary],
+        "types": [a["type"] for a in champion.vocabulary],
+        "values": [a["value"] for a in champion.vocabulary],
+    })
+    products = dbt.ref("int_products").select("product_id", "title", "description", "image_path", "content_hash")
+
+    kept = None
+    if dbt.is_incremental:
+        previous = session.table(str(dbt.this))
+        current = products.select("product_id", "content_hash").withColumn("model_version", F.lit(version))
+        kept = previous.join(current, ["product_id", "content_hash", "model_version"], "left_semi")
+        products = products.join(kept.select("product_id").distinct(), "product_id", "left_anti")
+
+    feature_cache = data_dir() / "training" / "cache"
+    partitions = max(session.sparkContext.defaultParallelism, 1)
+    scored = products.repartition(partitions).mapInPandas(
+        lambda batches: score_partition(batches, model_dir, version, broadcast, top_k, feature_cache), schema=SCHEMA)
+    return scored if kept is None else kept.select(*COLUMNS).unionByName(scored)
