@@ -3,6 +3,7 @@
 -- type, one base colour, ...) keep only their best-scoring value.
 
 {%- set thresholds = var('assignment_thresholds') %}
+{%- set per_type = thresholds.items() | rejectattr(0, 'equalto', 'default') | list %}
 
 with scores as (
 
@@ -17,12 +18,15 @@ above_threshold as (
 
     select *
     from scores
-    where score >= case attribute_type
-        {%- for type, threshold in thresholds.items() if type != 'default' %}
-        when '{{ type }}' then {{ threshold }}
-        {%- endfor %}
-        else {{ thresholds['default'] }}
-    end
+    where score >=
+        {%- if per_type %} case attribute_type
+            {%- for type, threshold in per_type %}
+            when '{{ type }}' then {{ threshold }}
+            {%- endfor %}
+            else {{ thresholds['default'] }}
+        end
+        {%- else %} {{ thresholds['default'] }}
+        {%- endif %}
 
 ),
 
