@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import psutil
+from procstats import run_measured
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
@@ -28,7 +25,8 @@ from pinlanding import cli, settings
 settings.pin_environment()
 args = cli.build_parser().parse_args(["ingest", "--force"])
 t0 = time.perf_counter(); cli.cmd_ingest(args); t1 = time.perf_counter()
-ok = cli.dbt_invoke(["build", "--select", "+catalog_load_summary", "+catalog_reject_reasons"])
+ok = cli.dbt_invoke(["build", "--select", "+catalog_load_summary", "+catalog_reject_reasons",
+                     "--indirect-selection", "cautious"])
 t2 = time.perf_counter()
 from pinlanding.warehouse import spark_session
 s = spark_session()
@@ -40,16 +38,6 @@ sys.exit(0 if ok else 1)
 """
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog-dir", default=os.environ.get(
@@ -59,26 +47,8 @@ def main() -> int:
         env = dict(os.environ, PINLANDING_DATA_DIR=f"{scratch}/data", PINLANDING_CATALOG_DIR=args.catalog_dir,
                    DBT_TARGET_PATH=f"{scratch}/target", DBT_LOG_PATH=f"{scratch}/logs",
                    PYSPARK_PYTHON=sys.executable)
-        started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", CHILD], cwd=PROJECT_DIR, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        peak = 0
-        stop = threading.Event()
-
-        def sample():
-            nonlocal peak
-            proc = psutil.Process(child.pid)
-            while not stop.is_set():
-                peak = max(peak, tree_rss(proc))
-                stop.wait(0.1)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        output = child.stdout.read()
-        code = child.wait()
-        stop.set()
-        sampler.join()
-        wall = time.perf_counter() - started
+        run = run_measured([sys.executable, "-c", CHILD], cwd=PROJECT_DIR, env=env)
+    output, code, wall, peak = run.output, run.returncode, run.wall_s, run.peak_rss_mib
     result = next((line for line in output.splitlines() if line.startswith("RESULT")), None)
     if code != 0 or result is None:
         print(output[-5000:])
@@ -93,7 +63,7 @@ def main() -> int:
     print(f"dbt build:          {fields['dbt_build_s']} s (staging -> load marts, with tests)")
     print(f"wall time:          {wall:.1f} s (incl. JVM start)")
     print(f"rows per second:    {rows / wall:.0f} (end to end)")
-    print(f"peak RSS:           {peak / 2**20:.0f} MiB (driver + JVM + Python workers)")
+    print(f"peak RSS:           {peak:.0f} MiB (driver + JVM + Python workers)")
     return 0
 
 

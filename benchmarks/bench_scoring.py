@@ -9,16 +9,12 @@ child process and samples the RSS of its process tree (driver, Spark JVM, Python
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-import psutil
+from procstats import run_measured
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest_stage import PROJECT_DIR, tree_rss  # noqa: E402
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import json, sys
@@ -33,25 +29,8 @@ print("RESULT " + json.dumps({"ok": ok, "products": t.select("product_id").disti
 
 
 def main() -> int:
-    started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", CHILD], cwd=PROJECT_DIR, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    peak, stop = 0, threading.Event()
-
-    def sample():
-        nonlocal peak
-        proc = psutil.Process(child.pid)
-        while not stop.is_set():
-            peak = max(peak, tree_rss(proc))
-            stop.wait(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    output = child.stdout.read()
-    code = child.wait()
-    stop.set()
-    sampler.join()
-    wall = time.perf_counter() - started
+    run = run_measured([sys.executable, "-c", CHILD], cwd=PROJECT_DIR)
+    output, code, wall, peak = run.output, run.returncode, run.wall_s, run.peak_rss_mib
     line = next((l for l in output.splitlines() if l.startswith("RESULT ")), None)
     result = json.loads(line[len("RESULT "):]) if line else {}
     timing = json.loads((PROJECT_DIR / "target" / "run_results.json").read_text()) if code == 0 else {"results": []}
@@ -63,7 +42,7 @@ def main() -> int:
     print(f"products scored:     {result['products']} ({result['rows']} rows, top-K per product)")
     print(f"scoring model time:  {model_s:.1f} s -> {result['products'] / model_s:.0f} products/s")
     print(f"wall time:           {wall:.1f} s (incl. JVM start, model download and load)")
-    print(f"peak RSS:            {peak / 2**20:.0f} MiB (driver + JVM + Python workers)")
+    print(f"peak RSS:            {peak:.0f} MiB (driver + JVM + Python workers)")
     return 0
 
 
