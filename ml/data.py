@@ -53,7 +53,8 @@ def text_features(texts: list[str], cache_dir: Path | None = None, max_seq_lengt
 
     keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
     path = cache_dir / f"minilm_{max_seq_length}.npz" if cache_dir else None
-    cache = dict(_stored_features(path, path.stat().st_mtime)) if path and path.exists() else {}
+    stored = _stored_features(path, path.stat().st_mtime) if path and path.exists() else {}
+    cache = {k: stored[k] for k in keys if k in stored}  # no copy of the whole stored cache per call
     missing = sorted({k for k in keys if k not in cache})
     if missing:
         by_key = dict(zip(keys, texts))
@@ -62,6 +63,7 @@ def text_features(texts: list[str], cache_dir: Path | None = None, max_seq_lengt
         vectors = embed([by_key[k] for k in missing])
         cache.update(zip(missing, vectors))
         if path and persist:
+            cache = {**stored, **cache}
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, keys=np.array(list(cache)), vectors=np.stack(list(cache.values())))
     return np.stack([cache[k] for k in keys]).astype(np.float32)

@@ -113,10 +113,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _table_exists(spark, name: str) -> bool:
-    return spark.catalog.tableExists(name)
-
-
 def ingest(spark, catalog_dir: Path, raw_schema: str, force: bool = False) -> LoadResult:
     """Land `catalog_dir/products.jsonl.gz` into `raw_schema.raw_products` (replacing the previous
     snapshot) and append one row to `raw_schema.raw_feed_loads`."""
@@ -131,7 +127,7 @@ def ingest(spark, catalog_dir: Path, raw_schema: str, force: bool = False) -> Lo
     products_table, loads_table = f"{raw_schema}.raw_products", f"{raw_schema}.raw_feed_loads"
     spark.sql(f"create database if not exists {raw_schema}")
 
-    if not force and _table_exists(spark, loads_table) and _table_exists(spark, products_table):
+    if not force and spark.catalog.tableExists(loads_table) and spark.catalog.tableExists(products_table):
         last = spark.sql(
             f"select batch_id, feed_path, feed_sha256 from {loads_table} order by loaded_at desc limit 1"
         ).collect()
