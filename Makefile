@@ -11,12 +11,33 @@ export PINLANDING_CATALOG_DIR ?= $(abspath $(CURDIR)/../shared/data/fashion-cata
 export PYSPARK_PYTHON := $(BIN)/python
 export PYSPARK_DRIVER_PYTHON := $(BIN)/python
 
-.PHONY: setup run train test test-unit bench bench-llm docs mlflow-ui lock clean help
+.PHONY: setup run train test test-unit bench bench-llm bench-collections docs mlflow-ui dashboard publish preview lighthouse bench-publish browser-tools lock clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed  ## create .venv/ from requirements.lock (packages only, nothing else downloaded)
+# Debian's Chromium and chromedriver drive the browser tests and Lighthouse (no browser downloads);
+# Node runs Lighthouse. Installed only when missing; sudo only when not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+LIGHTHOUSE := tools/lighthouse/node_modules/.bin/lighthouse
+
+setup: $(VENV)/.installed browser-tools $(LIGHTHOUSE)  ## .venv/ from requirements.lock; Debian chromium + chromedriver; npm Lighthouse
+
+
+browser-tools:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
+	fi
+
+$(LIGHTHOUSE): tools/lighthouse/package.json tools/lighthouse/package-lock.json
+	npm ci --prefix tools/lighthouse --no-audit --no-fund --loglevel=error >/dev/null
+	touch $@
 
 $(VENV)/.installed: requirements.lock pyproject.toml adapters/dbt-spark-session/pyproject.toml $(shell find adapters/dbt-spark-session/dbt -type f -not -path '*/__pycache__/*')
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +70,24 @@ docs: setup  ## dbt docs generate (target/index.html); serve with `dbt docs serv
 
 mlflow-ui: setup  ## MLflow UI on http://127.0.0.1:5000 over the local store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(PINLANDING_DATA_DIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+dashboard: setup  ## collections dashboard on http://127.0.0.1:8501 over the warehouse and MLflow (after `make run`)
+	$(BIN)/python -m pinlanding.dashboard
+
+publish: setup  ## render the collection marts into the static site ($$PINLANDING_SITE_DIR, default data/site)
+	$(BIN)/pinlanding publish
+
+preview: setup  ## serve the published site on http://127.0.0.1:8000 (PORT=...)
+	$(BIN)/pinlanding preview --port $(or $(PORT),8000)
+
+lighthouse: setup  ## Lighthouse SEO/accessibility of sample pages (FIXTURE=1: marts built from catalog products)
+	$(BIN)/python benchmarks/bench_lighthouse.py $(if $(FIXTURE),--fixture)
+
+bench-collections: setup  ## precision@10 vs BM25, coverage vs facets, titles/s, feed SQL vs naive cross join (after `make run`)
+	$(BIN)/python benchmarks/bench_collections.py
+
+bench-publish: setup  ## pages/s and sitemap time for the warehouse's collections, plus a 1M-URL sitemap
+	$(BIN)/python benchmarks/bench_publish.py $(if $(FIXTURE),--fixture)
 
 lock:  ## re-resolve requirements.in into requirements.lock (needs a working .venv)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(pinlanding|dbt-spark-session)[= ]' > requirements.lock

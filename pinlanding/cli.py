@@ -137,6 +137,18 @@ def cmd_run(args) -> int:
     summary["vocabulary_active"] = sum(r["after_safety_review"] for r in steps)
     from pinlanding.tracking import log_platform_run, tracking_uri
 
+    metrics = {f"{r.metric}.{r.dimension}": r.value for r in
+               spark.table(f"{settings.target_schema()}.collection_metrics").collect()}
+    summary.update({"collections_published": metrics.get("collections.published", 0),
+                    "collections_held_back": metrics.get("collections.held_back", 0),
+                    "precision_at_10": metrics.get("precision_at_10.pipeline"),
+                    "precision_at_10_bm25": metrics.get("precision_at_10.bm25_baseline")})
+    print("== publish (static site)")
+    from pinlanding.publish import publish_site
+
+    site = publish_site()
+    summary.update({f"site_{k}": v for k, v in site.items() if isinstance(v, (int, float))})
+    print(json.dumps(site, indent=2, default=str))
     run_id = log_platform_run(summary, lines, {"attribute_curation_steps.json": steps})
     print("== summary")
     print(json.dumps(summary, indent=2, default=str))
@@ -200,6 +212,23 @@ def cmd_vocabulary(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    """Render the collection marts (read from Parquet, no Spark) into the static site."""
+    from pinlanding.publish import publish_site
+
+    stats = publish_site(out_dir=args.out, base_url=args.base_url, page_size=args.page_size, full=args.full)
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from pinlanding.preview import serve
+    from pinlanding.publish import default_site_dir
+
+    serve(args.dir or default_site_dir(), args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pinlanding", description=__doc__)
     parser.add_argument("--target", default=None, help="profiles.yml target (default: $PINLANDING_TARGET or local)")
@@ -247,6 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="reload the feed even if unchanged")
     add_check_flags(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("publish", help="render the collection marts into the static site (incremental)")
+    p.add_argument("--out", help="site directory (default: $PINLANDING_SITE_DIR or $PINLANDING_DATA_DIR/site)")
+    p.add_argument("--base-url", help="absolute site URL (default: $PINLANDING_SITE_BASE_URL or http://127.0.0.1:8000)")
+    p.add_argument("--page-size", type=int, help="products per page (default: $PINLANDING_SITE_PAGE_SIZE or 48)")
+    p.add_argument("--full", action="store_true", help="rewrite every page, changed or not")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("preview", help="serve the published site on http://127.0.0.1:PORT/")
+    p.add_argument("--dir", help="site directory (default: as for publish)")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_preview)
     return parser
 
 

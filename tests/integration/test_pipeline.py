@@ -43,7 +43,7 @@ def pipeline(tmp_path_factory, real_catalog):
                PINLANDING_LLM_BACKEND="local", PINLANDING_LLM_SAMPLE_SIZE=str(LLM_SAMPLE))
     env.pop("MLFLOW_TRACKING_URI")
     # this feed's photos are bad on purpose; its 206 products need a lower frequency filter
-    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3}",
+    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3, min_products: 3}",
                "--train-config", str(PROJECT_DIR / "ml/configs/tiny.yaml")]
     first = _run([BIN / "pinlanding", "run", *lenient], env)
     between_runs = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -53,7 +53,7 @@ def pipeline(tmp_path_factory, real_catalog):
         "strict_check": _run([BIN / "pinlanding", "check"], env, expect_ok=False),
         "show": _run([BIN / "dbt", "show", "--inline", "select count(*) as n from {{ ref('stg_products') }}",
                       "--output", "json"], env),
-        "docs": _run([BIN / "dbt", "docs", "generate", "--vars", "{min_attribute_products: 3}"], env),
+        "docs": _run([BIN / "dbt", "docs", "generate", "--vars", "{min_attribute_products: 3, min_products: 3}"], env),
         "predict": _run([BIN / "pinlanding", "predict", "--feed", root / "catalog/products.jsonl.gz",
                          "--images", root / "catalog/images", "--top-k", "5", "--out", root / "preds.jsonl"], env),
         "predict_image_only": _run([BIN / "pinlanding", "predict", "--feed", root / "catalog/products.jsonl.gz",
@@ -233,3 +233,86 @@ def test_predict_and_vocabulary_cli_write_the_documented_schema(pipeline):
     vocab = [json.loads(line) for line in (root / "vocab.jsonl").read_text().splitlines()]
     assert vocab and set(vocab[0]) == {"attribute_id", "type", "value", "aliases"}
     assert {a["attribute_id"] for p in preds for a in p["attributes"]} <= {v["attribute_id"] for v in vocab}
+
+
+# ------------------------------------------------------------------------------------ collections
+
+def test_collections_have_stable_ids_titles_urls_and_a_status_each(spark):
+    import hashlib
+
+    rows = spark.table(f"{SCHEMA}.collections").collect()
+    published = {r.collection_id: r for r in rows if r.status == "published"}
+    assert published, "no collection was published"
+    for r in rows:
+        digest = hashlib.sha256("|".join(sorted(r.attribute_ids)).encode()).hexdigest()[:16]
+        assert r.collection_id == f"col_{digest}"
+        assert 1 <= r.n_attributes == len(set(r.attribute_types)) <= 3  # one value per type
+        assert r.product_count >= 3  # min_products
+        if r.status == "held_back":
+            assert r.held_back_reason and r.held_back_detail and r.url_path is None
+        else:
+            assert r.title and r.quality_score >= 4
+            assert r.url_path.startswith("/c/") and r.url_path.endswith(f"-{digest}/")
+            assert r.canonical_collection_id in published
+            assert r.first_published_at is not None and r.content_changed_at is not None
+    titles = [r.title.lower() for r in rows if r.status != "held_back"]
+    assert len(titles) == len(set(titles))
+
+
+def test_feeds_put_full_matches_first_and_carry_evidence(spark):
+    feeds = spark.sql(f"""
+        select collection_id, count(*) as n, max(position) as last, min(position) as first,
+               max(case when match_type = 'full' then position end) as last_full,
+               min(case when match_type = 'partial' then position end) as first_partial,
+               min(size(evidence)) as min_evidence
+        from {SCHEMA}.collection_feeds group by collection_id""").collect()
+    assert feeds
+    for f in feeds:
+        assert (f.first, f.last) == (1, f.n)
+        assert f.first_partial is None or f.first_partial > f.last_full
+        assert f.min_evidence >= 1
+    full = spark.sql(f"""
+        select c.collection_id, c.product_count, count(*) as full_matches
+        from {SCHEMA}.collections c join {SCHEMA}.collection_feeds f using (collection_id)
+        where f.match_type = 'full' group by 1, 2""").collect()
+    assert all(r.full_matches == min(r.product_count, 500) for r in full)
+
+
+def test_titles_come_from_the_local_llm_once_and_the_rerun_makes_no_calls(spark, pipeline):
+    attempts = spark.table(f"{SCHEMA}.collection_title_attempts")
+    assert attempts.count() > 0
+    assert {r.model for r in attempts.select("model").distinct().collect()} == {"gemma-3-270m"}
+    assert attempts.agg({"created_at": "max"}).first()[0] < pipeline["between_runs"]
+    assert "collection titles:" in pipeline["out"]["first"].stdout
+    assert "collection titles:" not in pipeline["out"]["second"].stdout
+    finals = spark.sql(f"select collection_id, count(*) from {SCHEMA}.collection_title_attempts "
+                       f"where final group by 1 having count(*) > 1")
+    assert finals.count() == 0
+
+
+def test_redirects_point_at_current_canonical_pages(spark):
+    bad = spark.sql(f"""
+        select r.* from {SCHEMA}.collection_redirects r
+        left join {SCHEMA}.collections c on r.to_url_path = c.url_path and c.status = 'published'
+        where r.to_url_path <> '/' and c.collection_id is null""")
+    assert bad.count() == 0
+    merged = spark.sql(f"select count(*) from {SCHEMA}.collections where status = 'duplicate'").first()[0]
+    assert spark.sql(f"select count(*) from {SCHEMA}.collection_redirects where reason = 'merged'").first()[0] == merged
+
+
+def test_collection_metrics_compare_with_the_baselines(spark):
+    metrics = {(r.metric, r.dimension): r.value for r in spark.table(f"{SCHEMA}.collection_metrics").collect()}
+    assert 0 <= metrics[("precision_at_10", "bm25_baseline")] <= 1
+    assert 0.5 <= metrics[("precision_at_10", "pipeline")] <= 1
+    assert metrics[("collections", "published")] > 0
+    assert ("coverage_vs_facet_baseline", "gender x article_type x colour") in metrics
+    history = spark.table(f"{SCHEMA}.collection_metrics_history")
+    assert history.select("run_started_at").distinct().count() == 2  # one set per build
+
+
+def test_run_publishes_the_site_incrementally(pipeline, spark):
+    site = pipeline["root"] / "data" / "site"
+    assert (site / "sitemap_index.xml.gz").is_file() and (site / "robots.txt").is_file()
+    for r in spark.table(f"{SCHEMA}.collections").where("status = 'published'").collect():
+        assert (site / r.url_path.strip("/") / "index.html").is_file()
+    assert '"pages_written": 0' in pipeline["out"]["second"].stdout  # nothing changed between runs

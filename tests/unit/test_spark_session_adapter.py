@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from dbt.adapters.factory import load_plugin
 
-from dbt.adapters.spark_session.connections import _is_static
+from dbt.adapters.spark_session.connections import _is_static, sql_literal
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -101,3 +101,15 @@ def test_session_helper_needs_a_session_profile():
 
     with pytest.raises(DbtRuntimeError, match="method: session"):
         SessionPythonJobHelper({"schema": "s", "alias": "m"}, SimpleNamespace(method="thrift"))
+
+
+def test_seed_values_become_sql_literals_not_quoted_python_reprs():
+    """Upstream formats seed cells as '{value}': a quote breaks the insert, an empty cell becomes 'None'."""
+    import datetime as dt
+
+    assert sql_literal(None) == "NULL"
+    assert sql_literal("Men's Shirts") == "'Men\\'s Shirts'"
+    assert sql_literal("back\\slash") == "'back\\\\slash'"
+    assert sql_literal(True) == "true"
+    assert sql_literal(3) == "3.0"
+    assert sql_literal(dt.datetime(2026, 11, 1, 12, 30)) == "'2026-11-01 12:30:00.000'"

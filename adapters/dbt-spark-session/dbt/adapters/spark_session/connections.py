@@ -92,4 +92,24 @@ class SparkSessionConnectionManager(SparkConnectionManager):
             # The session holds every setting now. dbt-spark's cursor would re-apply them on each
             # statement (a no-op for static ones, plus a warning each time): give it none.
             connection.handle.handle.server_side_parameters = {}
+            # dbt-spark formats seed values into SQL as '{value}': a quote breaks the statement and
+            # an empty cell becomes the string 'None'. Bind proper literals instead.
+            connection.handle._fix_binding = sql_literal
         return connection
+
+
+def sql_literal(value):
+    """A Spark SQL literal for a seed value: NULL, a number, or an escaped string."""
+    import datetime as dt
+    import decimal
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return repr(float(value))
+    if isinstance(value, dt.datetime):
+        value = value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    escaped = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"

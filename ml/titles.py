@@ -1,0 +1,289 @@
+"""Collection titles: an LLM writes a shopping-page title for an attribute combination, and the title
+is validated and scored before it is accepted.
+
+- TitleWriter asks any OpenAI-compatible server. `completion` mode (the default local Gemma-3-270M
+  base model) sends a few-shot prompt built from the exemplars seed; `chat` mode (instruction-tuned
+  models) sends the same exemplars as a chat and also asks the model to judge the title 1-5.
+- validate_title: every attribute expressed (by value or alias), length and casing rules. Semantic
+  validity of the combination and duplicate titles across collections are checked in SQL
+  (models/collections/), where all collections are visible.
+- quality_score: the LLM judge's score where the model can judge (chat mode); otherwise the rubric in
+  rubric_quality (a documented, model-based score: MiniLM similarity plus deductions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+PROMPT_TEMPLATE_VERSION = "titles-v1"
+HEADER = "Shopping page titles written by a merchandiser from product attributes.\n\n"
+
+# Words a title may add to its attributes without losing quality.
+FILLER_WORDS = {"for", "and", "with", "in", "the", "of", "&", "a", "collection", "styles"}
+# How genders read in titles ("Men's Shirts"); the rest come from the vocabulary's aliases.
+GENDER_FORMS = {"men": ["mens", "man"], "women": ["womens", "woman", "ladies"], "boys": ["boy"],
+                "girls": ["girl"], "unisex": []}
+
+
+@dataclass(frozen=True)
+class Attribute:
+    attribute_type: str
+    value: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class TitleResult:
+    title: str | None
+    accepted: bool
+    reasons: list[str]
+    quality_score: int | None
+    attempt: int
+    latency_s: float
+    judge: str  # 'llm' or 'rubric'
+    attempts: list[dict] = field(default_factory=list)
+
+
+def attribute_key(attributes: list[Attribute]) -> str:
+    """`type=value` pairs sorted by type and joined with `|` (as collections.attribute_key)."""
+    return "|".join(f"{a.attribute_type}={a.value}" for a in sorted(attributes, key=lambda a: a.attribute_type))
+
+
+def prompt_version(exemplars: list[tuple[str, str]]) -> str:
+    """Changes whenever the template or the exemplars change, so the title cache is invalidated."""
+    digest = hashlib.sha256(repr((HEADER, TITLE_ORDER, sorted(exemplars))).encode()).hexdigest()[:8]
+    return f"{PROMPT_TEMPLATE_VERSION}-{digest}"
+
+
+# The order words take in a title ("Women's Summer Blue Printed Cotton Slim Fit ... Kurtas"): the
+# prompt lists attributes in this order, so a small base model mostly has to copy them.
+TITLE_ORDER = ["gender", "season", "occasion", "colour", "pattern", "material", "fit", "sleeve", "neckline",
+               "length", "closure", "sport", "style", "category", "article_type"]
+
+
+def prompt_attributes(key: str) -> str:
+    pairs = [p.split("=", 1) for p in key.split("|")]
+    rank = {t: i for i, t in enumerate(TITLE_ORDER)}
+    pairs.sort(key=lambda p: rank.get(p[0], len(rank)))
+    return "; ".join(f"{t.replace('_', ' ')}: {v}" for t, v in pairs)
+
+
+def few_shot_prompt(key: str, exemplars: list[tuple[str, str]]) -> str:
+    """Few-shot completion prompt. Only its last line differs between collections, so llama.cpp
+    reuses the evaluated prefix (the exemplars) from one request to the next."""
+    body = "".join(f"Attributes: {prompt_attributes(attrs)}\nTitle: {title}\n\n" for attrs, title in exemplars)
+    return f"{HEADER}{body}Attributes: {prompt_attributes(key)}\nTitle:"
+
+
+# ------------------------------------------------------------------------------------- validation
+
+def _tokens(text: str) -> list[str]:
+    """Lower-case word tokens; possessives dropped, hyphens joined ("Men's T-Shirts" -> men tshirts)."""
+    text = re.sub(r"['’]s?\b", "", text.lower())
+    text = re.sub(r"(?<=\w)-(?=\w)", "", text)
+    return re.findall(r"[a-z0-9]+", text)
+
+
+def _stem(token: str) -> str:
+    for suffix in ("ies", "es", "s"):
+        if token.endswith(suffix) and len(token) > len(suffix) + 2:
+            return token[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return token
+
+
+def _forms(attribute: Attribute) -> list[list[str]]:
+    forms = [attribute.value, *attribute.aliases]
+    if attribute.attribute_type == "gender":
+        forms += GENDER_FORMS.get(attribute.value.lower(), [])
+    stems = []
+    for form in forms:
+        words = [_stem(t) for t in _tokens(form)]
+        if words:
+            stems.append(words)
+            stems.append(["".join(words)])  # "Tshirts" ~ "T Shirts"
+    return stems
+
+
+def expressed(attribute: Attribute, title: str) -> bool:
+    """Whether the title mentions the attribute by its value or an alias (inflection-insensitive)."""
+    words = [_stem(t) for t in _tokens(title)]
+    joined = "".join(words)
+    for form in _forms(attribute):
+        n = len(form)
+        if any(words[i:i + n] == form for i in range(len(words) - n + 1)):
+            return True
+        if n == 1 and len(form[0]) >= 4 and form[0] in joined:  # compound: "tshirt" in "tshirts"
+            return True
+    return False
+
+
+def validate_title(title: str | None, attributes: list[Attribute], min_chars: int = 4,
+                   max_chars: int = 70) -> list[str]:
+    """Reasons the title is not acceptable (empty list = valid)."""
+    if not title or not title.strip():
+        return ["empty title"]
+    reasons = []
+    if len(title) < min_chars:
+        reasons.append(f"shorter than {min_chars} characters")
+    if len(title) > max_chars:
+        reasons.append(f"longer than {max_chars} characters")
+    if title != title.strip() or "\n" in title or "  " in title:
+        reasons.append("stray whitespace")
+    if re.search(r"[\"<>{}\[\]|#*_=:;!?]|\.$", title):
+        reasons.append("markup or punctuation")
+    letters = [c for c in title if c.isalpha()]
+    if letters and (title.isupper() and len(letters) > 4):
+        reasons.append("all capitals")
+    words = re.findall(r"[A-Za-z][\w'’-]*", title)
+    lower_words = [w for w in words if w[0].islower() and w.lower() not in FILLER_WORDS]
+    if lower_words:
+        reasons.append("not title case: " + ", ".join(lower_words[:3]))
+    missing = [f"{a.attribute_type}={a.value}" for a in attributes if not expressed(a, title)]
+    if missing:
+        reasons.append("missing attribute: " + ", ".join(missing))
+    return reasons
+
+
+# ---------------------------------------------------------------------------------------- quality
+
+def rubric_quality(title: str, attributes: list[Attribute], similarity: float | None = None) -> int:
+    """1-5 for a valid title, when no LLM judge is available. Starts at 5 and deducts:
+    - 1 per content word that comes from no attribute (brand names, claims, hallucinated facets),
+      at most 2;
+    - 1 when a word is repeated;
+    - 1 when the title is longer than 60 characters;
+    - 1 when MiniLM's cosine similarity between the title and the plain attribute phrase is below
+      0.6, 2 below 0.4 (the title says something else than its attributes).
+    """
+    attribute_words = {_stem(t) for a in attributes for form in _forms(a) for t in form}
+    attribute_words |= {_stem(t) for a in attributes for t in _tokens(a.value)}
+    joined_attributes = "".join(sorted(attribute_words))
+    content = [_stem(t) for t in _tokens(title) if t not in FILLER_WORDS]
+    extra = [t for t in content if t not in attribute_words and t not in joined_attributes]
+    score = 5 - min(len(extra), 2)
+    if len(content) != len(set(content)):
+        score -= 1
+    if len(title) > 60:
+        score -= 1
+    if similarity is not None:
+        score -= 2 if similarity < 0.4 else 1 if similarity < 0.6 else 0
+    return max(score, 1)
+
+
+def title_similarity(titles: list[str], phrases: list[str]) -> list[float]:
+    """Cosine similarity of each title to its attribute phrase (offline MiniLM)."""
+    from ml.embeddings import embed
+
+    return [float(x) for x in (embed(titles) * embed(phrases)).sum(axis=1)]
+
+
+# ----------------------------------------------------------------------------------------- writer
+
+class TransportError(RuntimeError):
+    """The server could not be reached or failed; retried with backoff, then recorded as an error."""
+
+
+class TitleWriter:
+    """Writes and judges titles through an OpenAI-compatible server (`completion` or `chat` mode)."""
+
+    def __init__(self, base_url: str | None, model: str, exemplars: list[tuple[str, str]], mode: str = "completion",
+                 api_key: str | None = None, timeout: float = 60.0, max_tokens: int = 24, server=None):
+        from openai import OpenAI
+
+        if mode not in ("completion", "chat"):
+            raise ValueError(f"mode must be completion or chat, got {mode!r}")
+        self.model, self.mode, self.exemplars = model, mode, exemplars
+        self.max_tokens = max_tokens
+        self.server = server  # a LlamaServer to restart if it dies
+        # the key comes from the environment (OPENAI_API_KEY) unless given; never stored in tables
+        kwargs = {"api_key": api_key} if api_key else {}
+        self.client = OpenAI(base_url=base_url, timeout=timeout, max_retries=2, **kwargs)
+        self.calls = 0
+        self.prompt_version = prompt_version(exemplars) + ("" if mode == "completion" else "-chat")
+
+    @retry(retry=retry_if_exception_type(TransportError), stop=stop_after_attempt(4),
+           wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+    def _call(self, key: str, temperature: float, seed: int) -> str:
+        from openai import APIConnectionError, APIStatusError, APITimeoutError
+
+        if self.server is not None:
+            self.server.ensure_running()
+        self.calls += 1
+        try:
+            if self.mode == "completion":
+                response = self.client.completions.create(
+                    model=self.model, prompt=few_shot_prompt(key, self.exemplars),
+                    max_tokens=self.max_tokens,
+                    temperature=temperature, seed=seed, stop=["\n", "Attributes:"])
+                return response.choices[0].text
+            messages = [{"role": "system", "content": "You write short, natural shopping page titles from product "
+                         "attributes. Use every attribute. Answer with the title only."}]
+            for attrs, title in self.exemplars:
+                messages += [{"role": "user", "content": prompt_attributes(attrs)},
+                             {"role": "assistant", "content": title}]
+            messages.append({"role": "user", "content": prompt_attributes(key)})
+            response = self.client.chat.completions.create(model=self.model, messages=messages,
+                                                           temperature=temperature, seed=seed,
+                                                           max_tokens=self.max_tokens)
+            return response.choices[0].message.content or ""
+        except (APIConnectionError, APITimeoutError) as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        except APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code == 429:
+                raise TransportError(f"HTTP {exc.status_code}") from exc
+            raise
+
+    def judge(self, key: str, title: str) -> int | None:
+        """The LLM's 1-5 quality score (chat mode only; a base model cannot judge reliably)."""
+        if self.mode != "chat":
+            return None
+        response = self.client.chat.completions.create(
+            model=self.model, temperature=0, max_tokens=4,
+            messages=[{"role": "system", "content": "Rate a shopping page title for the given attributes from 1 "
+                       "(poor) to 5 (excellent): natural, accurate, specific, searchable. Answer with one digit."},
+                      {"role": "user", "content": f"Attributes: {key}\nTitle: {title}"}])
+        match = re.search(r"[1-5]", response.choices[0].message.content or "")
+        return int(match.group()) if match else None
+
+    def write(self, attributes: list[Attribute], max_attempts: int = 3, min_quality: int = 4,
+              min_chars: int = 4, max_chars: int = 70, similarity=title_similarity) -> TitleResult:
+        """Up to max_attempts titles (greedy first, then sampled at rising temperature, same prompt so
+        the server's prefix cache holds); the first valid one with quality >=
+        min_quality is accepted. Every attempt is returned in .attempts."""
+        key = attribute_key(attributes)
+        phrase = " ".join(a.value for a in attributes)
+        attempts = []
+        started = time.perf_counter()
+        for attempt in range(1, max_attempts + 1):
+            t0 = time.perf_counter()
+            raw = self._call(key, temperature=0.0 if attempt == 1 else 0.5 + 0.3 * attempt, seed=attempt)
+            title = clean_title(raw)
+            reasons = validate_title(title, attributes, min_chars, max_chars)
+            quality, judge = None, "rubric"
+            if not reasons:
+                quality = self.judge(key, title)
+                if quality is not None:
+                    judge = "llm"
+                else:
+                    quality = rubric_quality(title, attributes, similarity([title], [phrase])[0] if similarity else None)
+                if quality < min_quality:
+                    reasons = [f"quality {quality} below {min_quality}"]
+            attempts.append({"attempt": attempt, "raw": raw, "title": title, "reasons": reasons,
+                             "quality_score": quality, "judge": judge, "latency_s": time.perf_counter() - t0})
+            if not reasons:
+                return TitleResult(title, True, [], quality, attempt, time.perf_counter() - started, judge, attempts)
+        last = attempts[-1]
+        return TitleResult(last["title"], False, last["reasons"], last["quality_score"], max_attempts,
+                           time.perf_counter() - started, last["judge"], attempts)
+
+
+def clean_title(raw: str | None) -> str:
+    """The model's first line, without quotes or a leading 'Title:'."""
+    line = (raw or "").strip().splitlines()[0] if (raw or "").strip() else ""
+    line = re.sub(r"^(title\s*:\s*)", "", line, flags=re.IGNORECASE).strip()
+    return line.strip("\"'“”` ").strip()

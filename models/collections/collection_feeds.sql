@@ -1,0 +1,20 @@
+-- The products of every valid collection in page order, with the evidence for each (matched
+-- attributes and scores) and what a page shows about the product.
+
+select
+    f.collection_id,
+    f.position,
+    f.product_id,
+    f.match_type,
+    f.matched_attributes,
+    f.mean_score,
+    f.evidence,
+    p.title as product_title,
+    p.brand,
+    p.price,
+    p.image_path,
+    p.image_width,
+    p.image_height
+from {{ ref('int_collection_feeds') }} as f
+inner join {{ ref('int_products') }} as p
+    on f.product_id = p.product_id

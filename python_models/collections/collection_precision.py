@@ -1,0 +1,60 @@
+"""Precision@10 of every published collection against merchant data, for this pipeline and for a
+keyword baseline (the stand-in for search-log pages).
+
+A product in a collection's top 10 counts as correct when the merchant's own data (catalog fields
+and merchant attributes, i.e. product_attributes_curated rows from the `catalog` backend) carries
+every attribute of the collection. The baseline fills the same collection by BM25 (rank_bm25) search
+of its title over product title + description.
+"""
+
+K = 10
+
+
+def precision(product_ids, wanted, truth):
+    hits = sum(1 for p in product_ids if wanted <= truth.get(p, set()))
+    return hits, (hits / len(product_ids) if product_ids else None)
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    from datetime import datetime, timezone
+
+    import numpy as np
+    import pandas as pd
+
+    from ml.evaluate import tokenize
+
+    collections = (dbt.ref("collections").where("status = 'published'")
+                   .select("collection_id", "title", "attribute_ids").toPandas())
+    feeds = (dbt.ref("collection_feeds").where(f"position <= {K}")
+             .select("collection_id", "product_id", "position").toPandas())
+    merchant = (dbt.ref("product_attributes_curated").where("array_contains(source_backends, 'catalog')")
+                .select("product_id", "attribute_id").toPandas())
+    products = dbt.ref("int_products").select("product_id", "title", "description").toPandas()
+
+    truth = merchant.groupby("product_id")["attribute_id"].agg(set).to_dict()
+    top = feeds.sort_values("position").groupby("collection_id")["product_id"].agg(list).to_dict()
+
+    rows = []
+    if len(collections):
+        from rank_bm25 import BM25Okapi
+
+        texts = (products["title"].fillna("") + " " + products["description"].fillna("")).tolist()
+        bm25 = BM25Okapi([tokenize(t) or ["_"] for t in texts])
+        ids = products["product_id"].to_numpy()
+        for c in collections.itertuples(index=False):
+            wanted = set(c.attribute_ids)
+            pipeline_ids = top.get(c.collection_id, [])[:K]
+            scores = bm25.get_scores(tokenize(c.title or ""))
+            best = np.argsort(-scores, kind="stable")[:K]
+            baseline_ids = [ids[i] for i in best if scores[i] > 0]
+            p_hits, p_precision = precision(pipeline_ids, wanted, truth)
+            b_hits, b_precision = precision(baseline_ids, wanted, truth)
+            rows.append((c.collection_id, K, len(pipeline_ids), p_hits, p_precision, len(baseline_ids), b_hits,
+                         b_precision if baseline_ids else 0.0))
+    frame = pd.DataFrame(rows, columns=["collection_id", "k", "pipeline_products", "pipeline_hits",
+                                        "pipeline_precision", "bm25_products", "bm25_hits", "bm25_precision"])
+    frame["evaluated_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
+    schema = ("collection_id string, k int, pipeline_products int, pipeline_hits int, pipeline_precision double,"
+              " bm25_products int, bm25_hits int, bm25_precision double, evaluated_at timestamp")
+    return session.createDataFrame(frame, schema) if len(frame) else session.createDataFrame([], schema)

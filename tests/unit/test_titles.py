@@ -1,0 +1,79 @@
+"""Title validation and scoring (ml/titles.py), and the writer against a real llama.cpp server."""
+
+import pytest
+
+from ml.titles import (Attribute, TitleWriter, attribute_key, clean_title, expressed, few_shot_prompt,
+                       prompt_version, rubric_quality, validate_title)
+
+MEN_BLUE_TSHIRTS = [Attribute("article_type", "Tshirts", ("t-shirt", "tshirts")), Attribute("gender", "Men"),
+                    Attribute("colour", "Blue")]
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    from ml.llm_server import LlamaServer
+
+    with LlamaServer() as server:
+        yield server
+
+
+EXEMPLARS = [("article_type=Tshirts|colour=Black|gender=Men", "Men's Black T-Shirts"),
+             ("article_type=Dresses|length=Maxi", "Maxi Dresses")]
+
+
+def test_valid_title_expresses_every_attribute_through_inflections_and_aliases():
+    assert validate_title("Men's Blue T-Shirts", MEN_BLUE_TSHIRTS) == []
+    assert validate_title("Blue Tshirts for Men", MEN_BLUE_TSHIRTS) == []
+    assert expressed(Attribute("closure", "Lace-Ups"), "Men's Lace-Up Formal Shoes")
+    assert expressed(Attribute("gender", "Women"), "Ladies' Tops")  # how genders read in titles
+    assert not expressed(Attribute("colour", "Navy Blue"), "Blue Tops")  # part of a value is not enough
+    assert not expressed(Attribute("pattern", "Printed"), "Tops")
+    assert expressed(Attribute("pattern", "Printed", ("print",)), "Print Tops")
+
+
+def test_missing_attribute_is_rejected_with_the_attribute_named():
+    reasons = validate_title("Men's T-Shirts", MEN_BLUE_TSHIRTS)
+    assert reasons == ["missing attribute: colour=Blue"]
+
+
+@pytest.mark.parametrize("title, reason", [
+    ("", "empty title"),
+    ("MEN'S BLUE T-SHIRTS", "all capitals"),
+    ("men's blue t-shirts", "not title case"),
+    ("Men's Blue T-Shirts!", "markup or punctuation"),
+    ("<b>Men's Blue T-Shirts</b>", "markup or punctuation"),
+    ("Men's Blue T-Shirts " + "Extra " * 12, "longer than 70 characters"),
+])
+def test_length_casing_and_markup_rules(title, reason):
+    assert any(r.startswith(reason) for r in validate_title(title, MEN_BLUE_TSHIRTS))
+
+
+def test_rubric_deducts_for_words_from_no_attribute_and_low_similarity():
+    assert rubric_quality("Men's Blue T-Shirts", MEN_BLUE_TSHIRTS, similarity=0.9) == 5
+    assert rubric_quality("Men's Blue T-Shirts by Nike", MEN_BLUE_TSHIRTS, similarity=0.9) == 3  # "by", "nike"
+    assert rubric_quality("Men's Blue T-Shirts", MEN_BLUE_TSHIRTS, similarity=0.3) == 3
+    assert rubric_quality("Blue Blue Men's T-Shirts", MEN_BLUE_TSHIRTS, similarity=0.9) == 4
+
+
+def test_prompt_version_changes_with_exemplars_and_prompt_lists_attributes_in_title_order():
+    assert prompt_version(EXEMPLARS) == prompt_version(list(reversed(EXEMPLARS)))
+    assert prompt_version(EXEMPLARS) != prompt_version(EXEMPLARS[:1])
+    prompt = few_shot_prompt(attribute_key(MEN_BLUE_TSHIRTS), EXEMPLARS)
+    assert prompt.endswith("Attributes: gender: Men; colour: Blue; article type: Tshirts\nTitle:")
+    assert clean_title(' Title: "Men\'s Blue T-Shirts"\nAttributes: x') == "Men's Blue T-Shirts"
+
+
+def test_writer_accepts_a_real_gemma_title_and_logs_every_attempt(llama_server):
+    from ml.llm_server import MODEL_ALIAS
+
+    writer = TitleWriter(llama_server.base_url, MODEL_ALIAS, EXEMPLARS, api_key="local", server=llama_server)
+    result = writer.write([Attribute("article_type", "Dresses"), Attribute("length", "Maxi")],
+                          max_attempts=2, similarity=None)
+    assert result.accepted, result.attempts
+    assert result.title == "Maxi Dresses" and result.quality_score == 5 and result.judge == "rubric"
+    assert len(result.attempts) == result.attempt == writer.calls
+    # an impossible rule: every attempt is rejected, and all of them are returned
+    rejected = writer.write([Attribute("article_type", "Dresses"), Attribute("length", "Maxi")],
+                            max_attempts=2, max_chars=5, similarity=None)
+    assert not rejected.accepted and len(rejected.attempts) == 2
+    assert all("longer than 5 characters" in a["reasons"] for a in rejected.attempts)
