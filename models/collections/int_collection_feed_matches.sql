@@ -1,7 +1,11 @@
--- Feed candidates by attribute overlap, distributed on Spark: explode each collection into its
--- attributes, join the assigned product-attribute table on attribute_id, and aggregate per
--- (collection, product). Products carrying every attribute match `full`; products carrying all but
--- one (always including the anchor, e.g. the article type) match `partial`.
+-- Feed candidates by attribute overlap, distributed on Spark without a products x collections cross
+-- join. Every feed product carries the collection's anchor attribute (its first type: the article
+-- type, style or category), so collections are joined to products on the anchor alone; each such
+-- pair then looks up the collection's other attributes in the product's score map. Both joins have
+-- a small side Spark broadcasts (collections; one score map per product), so the work grows with
+-- the pairs that share an anchor, not with products x collections.
+-- Products carrying every attribute match `full`; products carrying all but one (always including
+-- the anchor) match `partial`.
 
 with collections as (
 
@@ -11,41 +15,54 @@ with collections as (
 
 ),
 
-collection_attributes as (
+assigned as (
 
-    select c.collection_id, c.n_attributes, c.anchor_attribute_id, a.attribute_id
-    from collections as c
-    lateral view explode(c.attributes) e as a
+    select product_id, attribute_id, score
+    from {{ ref('product_attributes_assigned') }}
 
 ),
 
-matches as (
+product_scores as (
+
+    select product_id, map_from_entries(collect_list(struct(attribute_id, score))) as scores
+    from assigned
+    group by product_id
+
+),
+
+anchored_pairs as (
+
+    select c.collection_id, c.n_attributes, c.attributes, a.product_id
+    from collections as c
+    inner join assigned as a
+        on a.attribute_id = c.anchor_attribute_id
+
+),
+
+matched as (
 
     select
-        ca.collection_id,
-        ca.n_attributes,
-        pa.product_id,
-        count(*) as matched_attributes,
-        bool_or(pa.attribute_id = ca.anchor_attribute_id) as has_anchor,
-        avg(pa.score) as mean_score,
-        array_sort(collect_list(named_struct(
-            'attribute_type', pa.attribute_type, 'attribute_id', pa.attribute_id,
-            'value', pa.value, 'score', pa.score))) as evidence
-    from collection_attributes as ca
-    inner join {{ ref('product_attributes_assigned') }} as pa
-        on ca.attribute_id = pa.attribute_id
-    group by ca.collection_id, ca.n_attributes, pa.product_id
+        p.collection_id,
+        p.n_attributes,
+        p.product_id,
+        -- why the product is here: each of the collection's attributes it carries, with its score
+        filter(transform(p.attributes, x -> named_struct(
+            'attribute_type', x.attribute_type, 'attribute_id', x.attribute_id, 'value', x.value,
+            'score', s.scores[x.attribute_id])), e -> e.score is not null) as evidence
+    from anchored_pairs as p
+    inner join product_scores as s
+        on p.product_id = s.product_id
 
 )
 
 select
     collection_id,
     product_id,
-    case when matched_attributes = n_attributes then 'full' else 'partial' end as match_type,
-    matched_attributes,
+    case when size(evidence) = n_attributes then 'full' else 'partial' end as match_type,
+    size(evidence) as matched_attributes,
     n_attributes,
-    mean_score,
+    aggregate(evidence, cast(0 as double), (total, e) -> total + e.score) / size(evidence) as mean_score,
     evidence
-from matches
-where matched_attributes = n_attributes
-   or (n_attributes >= 2 and matched_attributes = n_attributes - 1 and has_anchor)
+from matched
+where size(evidence) = n_attributes
+   or (n_attributes >= 2 and size(evidence) = n_attributes - 1)
