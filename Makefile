@@ -53,7 +53,7 @@ run: setup  ## the whole pipeline on the default catalog (ingest -> dbt build ->
 train: setup  ## train the dual encoder on the warehouse, register it, move `champion` if better (CONFIG=...)
 	$(BIN)/python -m ml.train --config $(or $(CONFIG),ml/configs/default.yaml)
 
-test: setup  ## all tests (unit + integration on real Spark, dbt, GX, MLflow)
+test: setup  ## all tests (unit, integration on real Spark/dbt/GX/MLflow, browser tests in headless Chromium)
 	$(BIN)/python -m pytest tests
 
 test-unit: setup  ## fast tests only
