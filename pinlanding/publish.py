@@ -63,7 +63,7 @@ COLLECTION_COLUMNS = [
 ]
 FEED_COLUMNS = [
     "collection_id", "position", "product_id", "match_type", "matched_attributes", "mean_score",
-    "evidence", "product_title", "brand", "price", "image_path", "image_width", "image_height",
+    "evidence", "product_title", "brand", "price", "image_path", "image_sha256", "image_width", "image_height",
 ]
 REDIRECT_COLUMNS = ["from_url_path", "to_url_path", "reason"]
 
@@ -175,8 +175,9 @@ class ImageStore:
     """Copies (hardlinks when possible) product photos into site/img/<sha256><ext>.
 
     Names are content hashes, so a changed photo gets a new URL and pages that show it get a new
-    key. Hashes are cached in the manifest by (path, size, mtime) so unchanged photos are not
-    re-read. Only regular files under `image_root` (the catalog) are published.
+    key. The hash is the one staging computed (collection_feeds.image_sha256); without it the photo
+    is hashed here, cached in the manifest by (path, size, mtime). Only regular files under
+    `image_root` (the catalog) are published.
     """
 
     def __init__(self, out_dir: Path, image_root: Path, cache: dict):
@@ -187,8 +188,8 @@ class ImageStore:
         self.sources: dict[str, Path] = {}
         self.skipped = 0
 
-    def name_for(self, image_path) -> str | None:
-        image_path = _none_if_na(image_path)
+    def name_for(self, image_path, sha256: str | None = None) -> str | None:
+        image_path, sha256 = _none_if_na(image_path), _none_if_na(sha256)
         if not image_path:
             return None
         if image_path in self.names:
@@ -198,12 +199,13 @@ class ImageStore:
         if source.is_relative_to(self.image_root) and source.is_file():
             stat = source.stat()
             cached = self.cache.get(image_path)
-            if cached and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
+            suffix = source.suffix.lower().replace(".jpeg", ".jpg") or ".jpg"
+            if sha256:
+                name = sha256 + suffix
+            elif cached and cached[:2] == [stat.st_size, stat.st_mtime_ns]:
                 name = cached[2]
             else:
-                digest = hashlib.sha256(source.read_bytes()).hexdigest()
-                suffix = source.suffix.lower().replace(".jpeg", ".jpg") or ".jpg"
-                name = digest + suffix
+                name = hashlib.sha256(source.read_bytes()).hexdigest() + suffix
             self.cache[image_path] = [stat.st_size, stat.st_mtime_ns, name]
             self.sources[name] = source
         else:
@@ -399,7 +401,7 @@ def _pagination(url_path: str, page: int, pages: int, href) -> dict | None:
 
 def _product_context(row: dict, images: ImageStore, href, absolute, currency: str) -> dict:
     price_text, schema_price = format_price(row["price"], currency)
-    image_name = images.name_for(row["image_path"])
+    image_name = images.name_for(row["image_path"], row["image_sha256"])
     width, height = _none_if_na(row["image_width"]), _none_if_na(row["image_height"])
     image = None
     if image_name and width and height:

@@ -13,6 +13,7 @@ select
     p.brand,
     p.price,
     p.image_path,
+    p.image_sha256,
     p.image_width,
     p.image_height
 from {{ ref('int_collection_feeds') }} as f

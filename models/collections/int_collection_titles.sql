@@ -63,9 +63,6 @@ ranked as (
 
     select
         *,
-        case when title_status = 'accepted' then row_number() over (
-            partition by title_status, lower(regexp_replace(title, '[^A-Za-z0-9]', ''))
-            order by n_attributes, product_count desc, collection_id) end as title_rank,
         case when title_status = 'accepted' then first_value(collection_id) over (
             partition by title_status, lower(regexp_replace(title, '[^A-Za-z0-9]', ''))
             order by n_attributes, product_count desc, collection_id) end as title_owner
@@ -94,13 +91,13 @@ select
         when title_status is null then 'title_pending'
         when title_status = 'rejected' and title_reasons like 'quality %' then 'low_quality_title'
         when title_status = 'rejected' then 'title_failed_validation'
-        when title_rank > 1 then 'duplicate_title'
+        when title_owner <> collection_id then 'duplicate_title'
     end as held_back_reason,
     case
         when contradiction_reason is not null then contradiction_reason
         when title_status is null and title_error is not null then title_error
         when title_status is null then 'no title yet (llm_backend none, or not written yet)'
         when title_status = 'rejected' then title_reasons
-        when title_rank > 1 then 'same title as ' || title_owner
+        when title_owner <> collection_id then 'same title as ' || title_owner
     end as held_back_detail
 from ranked

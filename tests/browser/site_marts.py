@@ -43,7 +43,7 @@ SCHEMAS = {
         ("collection_id", pa.string()), ("position", pa.int32()), ("product_id", pa.string()),
         ("match_type", pa.string()), ("matched_attributes", pa.int32()), ("mean_score", pa.float64()),
         ("evidence", EVIDENCE_TYPE), ("product_title", pa.string()), ("brand", pa.string()),
-        ("price", pa.float64()), ("image_path", pa.string()), ("image_width", pa.int32()),
+        ("price", pa.float64()), ("image_path", pa.string()), ("image_sha256", pa.string()), ("image_width", pa.int32()),
         ("image_height", pa.int32()),
     ]),
     "collection_redirects": pa.schema([
@@ -78,6 +78,7 @@ def read_catalog_products(catalog_dir: Path, limit: int | None) -> list[dict]:
             with Image.open(image) as photo:
                 row["image_width"], row["image_height"] = photo.size
             row["image_path"] = str(image.resolve())
+            row["image_sha256"] = hashlib.sha256(image.read_bytes()).hexdigest()
             products.append(row)
             if limit and len(products) >= limit:
                 break
@@ -141,7 +142,8 @@ def build_marts(products: list[dict], min_products: int = 3, max_feed_size: int 
                     "match_type": match_type, "matched_attributes": len(ev),
                     "mean_score": round(sum(e["score"] for e in ev) / len(ev), 4), "evidence": ev,
                     "product_title": p["title"], "brand": p.get("brand"), "price": float(p["price"]),
-                    "image_path": p["image_path"], "image_width": p["image_width"],
+                    "image_path": p["image_path"], "image_sha256": p["image_sha256"],
+                    "image_width": p["image_width"],
                     "image_height": p["image_height"]})
             url_path = f"/c/{_slug(title)}-{collection_id[-6:]}/"
             collections.append({

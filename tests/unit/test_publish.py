@@ -185,7 +185,8 @@ def small_marts(photos, n_products=5):
                          "matched_attributes": 1, "mean_score": 0.9,
                          "evidence": [{"attribute_id": "a", "attribute_type": "colour", "value": "Red", "score": 0.9}],
                          "product_title": f"Product {i} <i>", "brand": "B&B", "price": 100.0 * i,
-                         "image_path": str(image) if image else None, "image_width": 40, "image_height": 30})
+                         "image_path": str(image) if image else None, "image_sha256": None,  # hashed by the publisher
+                         "image_width": 40, "image_height": 30})
     redirects = pd.DataFrame({"from_url_path": ["/c/old-a/"], "to_url_path": ["/c/red-a/"], "reason": ["renamed"]})
     return {"collections": collections, "collection_feeds": pd.DataFrame(feed), "collection_redirects": redirects}
 
