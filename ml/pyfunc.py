@@ -101,6 +101,42 @@ def load_local(model_dir: str) -> "DualEncoderModel":
     return _LOADED[model_dir]
 
 
+def pack_model_dir(model_dir: str) -> bytes:
+    """The downloaded MLflow model directory as tar bytes, to ship inside a Spark task: on a
+    cluster (or behind Spark Connect) the executors do not see the driver's files."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(model_dir, arcname="model")
+    return buffer.getvalue()
+
+
+def load_packed(packed: bytes) -> "DualEncoderModel":
+    """`load_local` for bytes from `pack_model_dir`: unpacked once per process into a private
+    temporary directory named by the content hash, so a new champion never reuses an old one."""
+    import hashlib
+    import tarfile
+    import tempfile
+
+    digest = hashlib.sha256(packed).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"pinlanding-model-{digest}"
+    if not (target / "model" / "MLmodel").is_file():
+        import io
+
+        staging = Path(tempfile.mkdtemp(prefix=f"pinlanding-model-{digest}-"))
+        with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as tar:
+            tar.extractall(staging, filter="data")  # refuses absolute paths, `..` and links out
+        try:
+            staging.rename(target)  # atomic: concurrent workers either win or find it complete
+        except OSError:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+    return load_local(str(target / "model"))
+
+
 def resolve_champion(name: str = "pinlanding-dual-encoder", alias: str = "champion") -> tuple[str, str]:
     """(version, local model directory) of the alias; a clear error when there is none yet."""
     from mlflow import MlflowClient

@@ -20,7 +20,7 @@ import altair as alt
 import pandas as pd
 import pyarrow as pa
 
-from pinlanding.marts import MartNotFoundError, read_mart, warehouse_table_path
+from pinlanding.marts import MartNotFoundError, mart_location, read_mart
 from pinlanding.tracking import configure, tracking_uri
 
 # As registered by ml/train.py (not imported from there: that module loads torch).
@@ -199,6 +199,7 @@ def recall_chart(recall: pd.DataFrame) -> alt.Chart:
 
 def render() -> None:
     import streamlit as st
+    from pyspark.errors import PySparkException
 
     st.set_page_config(page_title="PinLanding collections", layout="wide")
 
@@ -209,7 +210,7 @@ def render() -> None:
             return read_mart(name)
         except MartNotFoundError:
             return f"`{name}` has not been built yet (looked in `{location}`): run `make run`."
-        except (OSError, pa.ArrowException) as exc:  # a build may be rewriting the table right now
+        except (OSError, pa.ArrowException, PySparkException) as exc:  # a build may be rewriting it now
             return f"`{name}` could not be read ({exc}); if `make run` is rebuilding it, reload in a minute."
 
     @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
@@ -217,7 +218,7 @@ def render() -> None:
         return champion_run(uri)
 
     def mart(name: str) -> pd.DataFrame | None:
-        frame = load(name, str(warehouse_table_path(name)))
+        frame = load(name, mart_location(name))
         if isinstance(frame, str):
             st.info(frame)
             return None
@@ -237,7 +238,7 @@ def render() -> None:
 
     if metrics is not None:
         st.caption(f"Build computed at {pd.Timestamp(metrics['computed_at'].max()):%Y-%m-%d %H:%M:%S} UTC "
-                   f"· warehouse `{warehouse_table_path('collection_metrics').parent}`")
+                   f"· warehouse `{mart_location('collection_metrics')}`")
         published = metric_value(metrics, "collections", "published")
         coverage = metric_value(metrics, "product_coverage")
         precision = metric_value(metrics, "precision_at_10", "pipeline")

@@ -8,6 +8,18 @@ from functools import lru_cache
 from pinlanding.settings import PROJECT_DIR, pin_environment
 
 
+def target_name(target: str | None = None) -> str:
+    """The profiles.yml target in use: the argument, $PINLANDING_TARGET, or the profile default."""
+    return target or os.environ.get("PINLANDING_TARGET") or "local"
+
+
+def is_embedded(target: str | None = None) -> bool:
+    """True for an in-process Spark on this machine (local master, not a Connect client): its
+    warehouse is this machine's files and its Derby metastore admits one process at a time."""
+    params = spark_settings(target)
+    return "spark.remote" not in params and params.get("spark.master", "local").startswith("local")
+
+
 @lru_cache(maxsize=None)
 def spark_settings(target: str | None = None) -> dict[str, str]:
     """`server_side_parameters` of the profile target, rendered by dbt (env_var() and all)."""
@@ -20,7 +32,7 @@ def spark_settings(target: str | None = None) -> dict[str, str]:
     profiles_dir = os.environ.get("DBT_PROFILES_DIR", str(PROJECT_DIR))
     raw = read_profile(profiles_dir)["pinlanding"]
     rendered = ProfileRenderer({}).render_data(raw)
-    name = target or rendered.get("target", "local")
+    name = target_name(target)
     output = rendered["outputs"][name]
     if output.get("method") != "session":
         raise ValueError(f"profile target {name!r} is not a Spark session target")

@@ -2,9 +2,10 @@
 
 This table is also the attribute-score cache: incremental with insert_overwrite, it keeps the
 rows of products whose content hash and model version are unchanged and scores only the rest
-(all products when the champion changed). Scoring runs on Spark with mapInPandas: each worker
-loads the model once (ml/pyfunc.load_local) and scores a partition at a time against attribute
-embeddings broadcast from the driver.
+(all products when the champion changed). Scoring runs on Spark with mapInPandas: the model
+directory and the attribute embeddings travel inside the task (bytes, not a driver path: on a
+cluster or behind Spark Connect the executors do not see the driver's files); each Python worker
+unpacks and loads the model once (ml/pyfunc.load_packed) and scores a partition at a time.
 """
 
 import numpy as np
@@ -17,15 +18,17 @@ SCHEMA = (
 COLUMNS = [c.split()[0] for c in SCHEMA.split(", ")]
 
 
-def score_partition(batches, model_dir, version, broadcast, top_k, feature_cache, batch_size=256):
+def score_partition(batches, packed_model, version, vocab, top_k, feature_cache, batch_size=256):
     from datetime import datetime, timezone
+    from pathlib import Path
 
-    from ml.pyfunc import load_local
+    from ml.pyfunc import load_packed
 
     scored_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    model = load_local(model_dir)
-    model.feature_cache = feature_cache  # MiniLM features computed at training time are reused
-    vocab = broadcast.value
+    model = load_packed(packed_model)
+    # MiniLM features computed at training time are reused where this worker can see them;
+    # elsewhere they are computed (the text tower is in every worker's environment).
+    model.feature_cache = Path(feature_cache) if feature_cache and Path(feature_cache).is_dir() else None
     embeddings, bias = vocab["embeddings"], vocab["bias"]
     for frame in batches:
         for start in range(0, len(frame), batch_size):
@@ -43,20 +46,21 @@ def model(dbt, session):
     top_k = int(dbt.config.get("score_top_k"))
     from pyspark.sql import functions as F
 
-    from ml.pyfunc import load_local, resolve_champion
+    from ml.pyfunc import load_local, pack_model_dir, resolve_champion
     from pinlanding.settings import data_dir
     from pinlanding.tracking import configure
 
     configure()
     version, model_dir = resolve_champion()
     champion = load_local(model_dir)
-    broadcast = session.sparkContext.broadcast({
+    vocab = {
         "embeddings": champion.attribute_embeddings.numpy(),
         "bias": (champion.beta * champion.log_prior).astype(np.float32),
         "ids": [a["attribute_id"] for a in champion.vocabulary],
         "types": [a["type"] for a in champion.vocabulary],
         "values": [a["value"] for a in champion.vocabulary],
-    })
+    }
+    packed_model = pack_model_dir(model_dir)
     products = dbt.ref("int_products").select("product_id", "title", "description", "image_path", "content_hash")
 
     kept = None
@@ -66,8 +70,9 @@ def model(dbt, session):
         kept = previous.join(current, ["product_id", "content_hash", "model_version"], "left_semi")
         products = products.join(kept.select("product_id").distinct(), "product_id", "left_anti")
 
-    feature_cache = data_dir() / "training" / "cache"
-    partitions = max(session.sparkContext.defaultParallelism, 1)
+    feature_cache = str(data_dir() / "training" / "cache")
+    # SparkContext.defaultParallelism does not exist behind Spark Connect: use the shuffle width.
+    partitions = max(int(session.conf.get("spark.sql.shuffle.partitions")), 1)
     scored = products.repartition(partitions).mapInPandas(
-        lambda batches: score_partition(batches, model_dir, version, broadcast, top_k, feature_cache), schema=SCHEMA)
+        lambda batches: score_partition(batches, packed_model, version, vocab, top_k, feature_cache), schema=SCHEMA)
     return scored if kept is None else kept.select(*COLUMNS).unionByName(scored)

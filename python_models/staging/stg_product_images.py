@@ -52,7 +52,8 @@ def model(dbt, session):
         .select("product_id", "image_ref", "catalog_dir")
     )
     # Spread the file reads over the cores: the input is small but each row is I/O + decode.
-    partitions = max(session.sparkContext.defaultParallelism * 4, 1)
+    # (The shuffle width, not SparkContext.defaultParallelism, which Spark Connect does not have.)
+    partitions = max(int(session.conf.get("spark.sql.shuffle.partitions")), 1)
     return products.repartition(partitions, "product_id").mapInPandas(
         lambda batches: check_partition(batches, limits), schema=RESULT_SCHEMA
     )

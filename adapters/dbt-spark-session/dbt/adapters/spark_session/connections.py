@@ -12,7 +12,9 @@ from dbt.adapters.spark.connections import (
     SparkConnectionMethod,
     SparkCredentials,
 )
+from dbt.adapters.spark.session import Connection, Cursor
 from dbt_common.exceptions import DbtRuntimeError
+from pyspark.errors import AnalysisException
 
 ADAPTER_TYPE = "spark_session"
 
@@ -27,10 +29,18 @@ class SparkSessionCredentials(SparkCredentials):
 def get_or_create_session(server_side_parameters: dict[str, str]):
     """Return the process's SparkSession, creating it with the profile's settings.
 
-    Static settings (warehouse dir, metastore URL, driver memory, master) only apply when the
-    session is created. If one already runs in this process with different static values, the
+    With `spark.remote` in the profile (or SPARK_REMOTE in the environment) this is a Spark Connect
+    session to a server that owns the metastore and warehouse: its static settings were fixed when
+    the server started, so only runtime SQL settings are applied here.
+
+    Otherwise static settings (warehouse dir, metastore URL, driver memory, master) only apply when
+    the session is created. If one already runs in this process with different static values, the
     profile would be silently ignored, so that is an error instead.
     """
+    remote = server_side_parameters.get("spark.remote") or os.environ.get("SPARK_REMOTE")
+    if remote:
+        return _connect_session(remote, server_side_parameters)
+
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
@@ -62,6 +72,31 @@ def get_or_create_session(server_side_parameters: dict[str, str]):
     return session
 
 
+def _connect_session(url: str, server_side_parameters: dict[str, str]):
+    """A Spark Connect session (no SparkContext, no JVM in this process)."""
+    from pyspark.sql import SparkSession
+
+    # Every later `SparkSession.builder.getOrCreate()` in this process (dbt-spark, Python models,
+    # the CLI) must return this same remote session, never start a local JVM beside it.
+    os.environ["SPARK_REMOTE"] = url
+    session = SparkSession.builder.remote(url).getOrCreate()
+    for key, value in server_side_parameters.items():
+        if key == "spark.remote" or _is_static(key):
+            continue  # fixed by the server at its start; setting them only logs a warning per call
+        if session.conf.get(key, None) != value:
+            session.conf.set(key, value)
+    return session
+
+
+def is_connect_session(session) -> bool:
+    """True for a Spark Connect client session (which has no SparkContext)."""
+    try:
+        from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
+    except ImportError:  # pyspark without the connect extra
+        return False
+    return isinstance(session, RemoteSparkSession)
+
+
 def _same_setting(wanted: str, running: str) -> bool:
     """Spark stores some settings rewritten: paths qualified (file:/abs), Java options extended."""
     if wanted == running or wanted in running:
@@ -91,7 +126,10 @@ class SparkSessionConnectionManager(SparkConnectionManager):
         if creds.method == SparkConnectionMethod.SESSION and connection.handle is not None:
             # The session holds every setting now. dbt-spark's cursor would re-apply them on each
             # statement (a no-op for static ones, plus a warning each time): give it none.
-            connection.handle.handle.server_side_parameters = {}
+            # dbt-spark's cursor also rebuilds the session per statement with enableHiveSupport(),
+            # which on a Connect session logs CANNOT_MODIFY_STATIC_CONFIG every time: bind the
+            # cursor to the session made above instead.
+            connection.handle.handle = SessionHandle(get_or_create_session(creds.server_side_parameters))
             # dbt-spark formats seed values into SQL as '{value}': a quote breaks the statement and
             # an empty cell becomes the string 'None'. Bind proper literals instead.
             connection.handle._fix_binding = sql_literal
@@ -113,3 +151,28 @@ def sql_literal(value):
         value = value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     escaped = str(value).replace("\\", "\\\\").replace("'", "\\'")
     return f"'{escaped}'"
+
+
+class SessionCursor(Cursor):
+    """dbt-spark's session cursor, bound to one session instead of a builder per statement."""
+
+    def __init__(self, session) -> None:
+        super().__init__()
+        self._session = session
+
+    def execute(self, sql: str, *parameters) -> None:
+        if parameters:
+            sql = sql % parameters
+        try:
+            self._df = self._session.sql(sql)
+        except AnalysisException as exc:
+            raise DbtRuntimeError(str(exc)) from exc
+
+
+class SessionHandle(Connection):
+    def __init__(self, session) -> None:
+        super().__init__()
+        self.session = session
+
+    def cursor(self) -> SessionCursor:
+        return SessionCursor(self.session)
