@@ -11,7 +11,7 @@ export PINLANDING_CATALOG_DIR ?= $(abspath $(CURDIR)/../shared/data/fashion-cata
 export PYSPARK_PYTHON := $(BIN)/python
 export PYSPARK_DRIVER_PYTHON := $(BIN)/python
 
-.PHONY: setup run train test test-unit bench bench-llm bench-collections docs mlflow-ui dashboard publish preview lighthouse bench-publish browser-tools lock clean help
+.PHONY: setup run train test test-unit warehouse warehouse-stop warehouse-status cluster-tools bench bench-llm bench-collections docs mlflow-ui dashboard publish preview lighthouse bench-publish bench-scale browser-tools lock clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ help:  ## list targets
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LIGHTHOUSE := tools/lighthouse/node_modules/.bin/lighthouse
 
-setup: $(VENV)/.installed browser-tools $(LIGHTHOUSE)  ## .venv/ from requirements.lock; Debian chromium + chromedriver; npm Lighthouse
+setup: $(VENV)/.installed browser-tools cluster-tools $(LIGHTHOUSE)  ## .venv/ from requirements.lock; Debian chromium + chromedriver, PostgreSQL + JDBC; npm Lighthouse
 
 
 browser-tools:
@@ -29,6 +29,17 @@ browser-tools:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
+	fi
+
+# PostgreSQL (server + JDBC driver) for the `cluster` target's shared metastore and its test.
+cluster-tools:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -f /usr/share/java/postgresql.jar || missing="$$missing libpostgresql-jdbc-java"; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -49,6 +60,15 @@ $(VENV)/.installed: requirements.lock pyproject.toml adapters/dbt-spark-session/
 
 run: setup  ## the whole pipeline on the default catalog (ingest -> dbt build -> checks -> MLflow)
 	$(BIN)/pinlanding run
+
+warehouse: setup  ## start the shared warehouse: a Spark Connect server on 127.0.0.1:$$PINLANDING_CONNECT_PORT (15002); then PINLANDING_TARGET=connect
+	$(BIN)/python -m pinlanding.connect_server start
+
+warehouse-stop:  ## stop the shared warehouse server (by the pid file under $$PINLANDING_DATA_DIR)
+	$(BIN)/python -m pinlanding.connect_server stop
+
+warehouse-status:  ## is the shared warehouse server running and accepting?
+	$(BIN)/python -m pinlanding.connect_server status
 
 train: setup  ## train the dual encoder on the warehouse, register it, move `champion` if better (CONFIG=...)
 	$(BIN)/python -m ml.train --config $(or $(CONFIG),ml/configs/default.yaml)
@@ -88,6 +108,9 @@ bench-collections: setup  ## precision@10 vs BM25, coverage vs facets, titles/s,
 
 bench-publish: setup  ## pages/s and sitemap time for the warehouse's collections, plus a 1M-URL sitemap
 	$(BIN)/python benchmarks/bench_publish.py $(if $(FIXTURE),--fixture)
+
+bench-scale: setup  ## whole pipeline at growing synthetic catalog sizes (N=43441,250000,1000000): per-stage s, rows/s, peak RSS, growth, 1%-changed day
+	$(BIN)/python benchmarks/bench_scale.py $(if $(N),--sizes $(N))
 
 lock:  ## re-resolve requirements.in into requirements.lock (needs a working .venv)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(pinlanding|dbt-spark-session)[= ]' > requirements.lock

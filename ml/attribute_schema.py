@@ -1,4 +1,5 @@
-"""What an extracted attribute is: `{type, value, confidence}`, its JSON schema, and validation."""
+"""What an extracted attribute is: `{type, value, confidence}`, and validation. The JSON schema sent to
+OpenAI-compatible endpoints is derived from ExtractionResult by the openai client (ml/extractors.py)."""
 
 from __future__ import annotations
 
@@ -31,31 +32,6 @@ class ExtractedAttribute(BaseModel):
 
 class ExtractionResult(BaseModel):
     attributes: list[ExtractedAttribute] = Field(max_length=40)
-
-
-def json_schema() -> dict:
-    """Strict JSON schema for OpenAI structured outputs (`response_format=json_schema`)."""
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["attributes"],
-        "properties": {
-            "attributes": {
-                "type": "array",
-                "maxItems": 40,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["type", "value", "confidence"],
-                    "properties": {
-                        "type": {"type": "string", "enum": list(ATTRIBUTE_TYPES)},
-                        "value": {"type": "string", "minLength": 1, "maxLength": 60},
-                        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                    },
-                },
-            }
-        },
-    }
 
 
 class SchemaError(ValueError):

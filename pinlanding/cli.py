@@ -15,10 +15,38 @@ from pathlib import Path
 from pinlanding import settings
 
 
+WRITERS = {"run", "ingest", "dbt", "train", "check", "publish"}  # commands that take the data dir's lock
+_lock_held = False
+_warehouse_recovered = False
+
+
 def _spark(args):
     from pinlanding.warehouse import spark_session
 
-    return spark_session(args.target)
+    spark = spark_session(args.target)
+    global _warehouse_recovered
+    if _lock_held and not _warehouse_recovered:
+        _warehouse_recovered = True
+        _recover_warehouse(spark)
+    return spark
+
+
+def _recover_warehouse(spark) -> None:
+    """Clear what a killed run left in this data dir's warehouse (only the local one: a shared
+    warehouse elsewhere may have writers this lock does not cover)."""
+    from pinlanding.recovery import sweep_warehouse
+
+    local = settings.data_dir() / "warehouse"
+    configured = spark.conf.get("spark.sql.warehouse.dir", "").removeprefix("file:")
+    if configured and Path(configured).resolve() == local.resolve():
+        sweep_warehouse(spark, local)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The exception's type, error class and message (PySpark's repr() is empty)."""
+    from dbt.adapters.spark_session.python_submissions import describe_error as describe
+
+    return describe(exc)
 
 
 def cmd_ingest(args) -> int:
@@ -45,7 +73,25 @@ def dbt_invoke(dbt_args: list[str], target: str | None = None, dbt_vars: str | N
         argv += ["--target", target]
     if dbt_vars:
         argv += ["--vars", dbt_vars]
-    return dbtRunner().invoke(argv).success
+    result = dbtRunner().invoke(argv)
+    if not result.success:
+        for line in _dbt_failures(result):
+            print(line, file=sys.stderr)
+    return result.success
+
+
+def _dbt_failures(result) -> list[str]:
+    """One line per node that errored or failed (models, tests, seeds), with dbt's message."""
+    if result.exception is not None:
+        return [f"dbt: {describe_error(result.exception)}"]
+    lines = []
+    for node in getattr(result.result, "results", None) or []:
+        status = str(getattr(node, "status", "")).lower()
+        if status in ("error", "fail", "runtimeerr"):
+            message = (node.message or "").strip().splitlines()
+            lines.append(f"dbt {status}: {node.node.resource_type} {node.node.name}"
+                         + (f": {message[0]}" if message else ""))
+    return lines
 
 
 def cmd_dbt(args) -> int:
@@ -143,16 +189,29 @@ def cmd_run(args) -> int:
                     "collections_held_back": metrics.get("collections.held_back", 0),
                     "precision_at_10": metrics.get("precision_at_10.pipeline"),
                     "precision_at_10_bm25": metrics.get("precision_at_10.bm25_baseline")})
-    print("== publish (static site)")
-    from pinlanding.publish import publish_site
+    from pinlanding.publish import default_site_dir, publish_site
 
-    site = publish_site()
-    summary.update({f"site_{k}": v for k, v in site.items() if isinstance(v, (int, float))})
-    print(json.dumps(site, indent=2, default=str))
+    if code == 0:
+        print("== publish (static site)")
+        site = publish_site()
+        summary.update({f"site_{k}": v for k, v in site.items() if isinstance(v, (int, float))})
+        print(json.dumps(site, indent=2, default=str))
+    else:
+        # The quality gate: a batch that failed its checks never reaches the site.
+        print("== publish skipped: the quality gate failed")
+        summary["site_published"] = 0
     run_id = log_platform_run(summary, lines, {"attribute_curation_steps.json": steps})
     print("== summary")
     print(json.dumps(summary, indent=2, default=str))
     print(f"MLflow run {run_id} logged to {tracking_uri()} (see it with `make mlflow-ui`)")
+    if code != 0:
+        failed = [line for line in lines if line.startswith("FAIL")]
+        print(f"quality gate failed: Great Expectations checkpoint staged_catalog, {len(failed)} "
+              f"expectation(s) failed:", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        print(f"the site was NOT published; the last good site stays in place at {default_site_dir()}",
+              file=sys.stderr)
     print(f"pipeline {'finished' if code == 0 else 'FAILED checks'} in {time.perf_counter() - started:.0f}s")
     return code
 
@@ -232,6 +291,9 @@ def cmd_preview(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pinlanding", description=__doc__)
     parser.add_argument("--target", default=None, help="profiles.yml target (default: $PINLANDING_TARGET or local)")
+    parser.add_argument("--wait-lock", type=float, default=None, metavar="SECONDS",
+                        help="when another pinlanding process is writing the data dir, wait up to this long for it "
+                             "(default: $PINLANDING_LOCK_WAIT or 0: fail at once)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_check_flags(p):
@@ -292,9 +354,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+    import traceback
+
+    from pinlanding.locking import BUSY_EXIT_CODE, RunLockBusy, run_lock, stop_stale_llm_servers
+
     args = build_parser().parse_args(argv)
-    settings.pin_environment()
-    return args.func(args)
+    data_dir = settings.pin_environment()
+    global _lock_held
+    try:
+        if args.command not in WRITERS:
+            return args.func(args)
+        wait = args.wait_lock if args.wait_lock is not None else float(os.environ.get("PINLANDING_LOCK_WAIT", "0"))
+        with run_lock(data_dir, f"pinlanding {args.command}", wait):
+            _lock_held = True
+            try:
+                stop_stale_llm_servers(data_dir)
+                return args.func(args)
+            finally:
+                _lock_held = False
+    except RunLockBusy as busy:
+        print(f"pinlanding {args.command}: {busy}", file=sys.stderr)
+        return BUSY_EXIT_CODE
+    except Exception as exc:  # noqa: BLE001 - say what failed, with Spark's error class and message
+        traceback.print_exc()
+        print(f"pinlanding {args.command} failed: {describe_error(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ models/collections/_collections__models.yml) and writes, under the site director
 
 Publishing is incremental: each page has a key (its collection's content_hash, a hash of the
 templates and renderer, and the page's full render context); a page is rewritten only when its key
-changed, and pages of collections that are no longer valid are removed.
+changed, and pages of collections that are no longer valid are removed. Each publish works in a
+hard-linked copy of the site (`.<site>.staging`) and swaps it in whole at the end, so the live site
+is always the last complete publish, even when one is killed half-way.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ from xml.sax.saxutils import escape as xml_escape
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from pinlanding import settings
 
 # Bump when the renderer's output changes in a way the templates' own hash does not capture.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"  # 2: control characters dropped from HTML text
 SITE_NAME = "PinLanding"
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 MANIFEST_NAME = "_publish_manifest.json"
@@ -361,11 +364,24 @@ def _feed_rows(feeds: pd.DataFrame, collection_ids: set[str]) -> dict[str, list[
 # ----------------------------------------------------------------------------- rendering
 
 
+# C0/C1 control characters (NUL above all) are HTML parse errors: browsers turn a NUL into U+FFFD
+# in attributes and drop it from text, so the page would disagree with the data. Dropped from
+# every value written into HTML; JSON-LD (|tojson) already writes them as \u escapes.
+HTML_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+
+
+def _html_safe_text(value):
+    if isinstance(value, str) and HTML_CONTROL_CHARS.search(value):
+        cleaned = HTML_CONTROL_CHARS.sub("", value)
+        return Markup(cleaned) if isinstance(value, Markup) else cleaned
+    return value
+
+
 def template_environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=select_autoescape(["html", "xml"], default_for_string=True, default=True),
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_html_safe_text,
     )
 
 
@@ -584,6 +600,79 @@ def _read_manifest(out_dir: Path) -> dict:
     return manifest if manifest.get("format") == 1 else {}
 
 
+def _check_marts_complete() -> None:
+    """Refuse marts that a killed run left half-written: Spark writes `_SUCCESS` when a table's
+    write job commits, and the site must never be replaced by a publish of part of a mart."""
+    from pinlanding import marts as warehouse_marts
+
+    if hasattr(warehouse_marts, "reads_files") and not warehouse_marts.reads_files():
+        return  # read through the metastore: only registered, complete tables are seen
+    for name in ("collections", "collection_feeds", "collection_redirects"):
+        path = warehouse_marts.warehouse_table_path(name)
+        if path.is_dir() and not (path / "_SUCCESS").is_file():
+            raise RuntimeError(f"mart {name} at {path} was not completely written (an interrupted run?); "
+                               f"the site was left as it was. Run `pinlanding run` to rebuild the marts.")
+
+
+def _side_dirs(site_dir: Path) -> tuple[Path, Path]:
+    """(staging, previous): siblings of the site, so renames between them stay on one filesystem."""
+    return site_dir.with_name(f".{site_dir.name}.staging"), site_dir.with_name(f".{site_dir.name}.previous")
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _stage(site_dir: Path) -> Path:
+    """A fresh staging directory holding a hard-link copy of the live site (no bytes copied).
+
+    Safe because the publisher never modifies a file in place: every write is a temp file plus
+    os.replace (a new inode), every removal an unlink, so the live site's inodes stay untouched.
+    Leftovers of a killed publish are cleared first; if it died between the two renames of a
+    non-atomic swap, the previous site is put back.
+    """
+    staging, previous = _side_dirs(site_dir)
+    if not site_dir.exists() and previous.is_dir():
+        os.rename(previous, site_dir)
+    for leftover in (staging, previous):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    site_dir.parent.mkdir(parents=True, exist_ok=True)
+    if site_dir.is_dir():
+        # `.name.tmp` files are a killed write's temp files: never publish or link them
+        shutil.copytree(site_dir, staging, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(".*.tmp"))
+    else:
+        staging.mkdir()
+    return staging
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _swap_in(staging: Path, site_dir: Path) -> None:
+    """Make the staged site the live one; a reader sees the old site or the new one, never a mix."""
+    if site_dir.is_dir() and _exchange(staging, site_dir):
+        shutil.rmtree(staging)  # now the old site
+        return
+    _, previous = _side_dirs(site_dir)
+    if site_dir.exists():  # no atomic exchange here: a brief moment without a site, never a mixed one
+        os.rename(site_dir, previous)
+    os.rename(staging, site_dir)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
 def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
 
@@ -613,6 +702,8 @@ def publish_site(marts: MartSource = None, out_dir: str | Path | None = None, ba
     def absolute(path: str) -> str:
         return base_url + path
 
+    if marts is None:
+        _check_marts_complete()
     tables = load_marts(marts)
     entries, skipped = _collection_entries(tables["collections"])
     feed_rows = _feed_rows(tables["collection_feeds"], {e.collection_id for e in entries})
@@ -623,7 +714,10 @@ def publish_site(marts: MartSource = None, out_dir: str | Path | None = None, ba
     pages_by_url = {e.url_path: page_counts[e.collection_id] for e in entries}
     loaded = time.perf_counter()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Build the new site in a hard-linked copy of the live one and swap it in at the end: readers
+    # (and a run killed half-way) only ever see the last complete site.
+    site_dir = out_dir
+    out_dir = _stage(site_dir)
     previous = _read_manifest(out_dir)
     old_pages: dict[str, str] = previous.get("pages", {}) if not full else {}
     images = ImageStore(out_dir, Path(image_root) if image_root else settings.catalog_dir(),
@@ -733,10 +827,11 @@ def publish_site(marts: MartSource = None, out_dir: str | Path | None = None, ba
     manifest = {"format": 1, "renderer": renderer, "base_url": base_url, "page_size": page_size,
                 "pages": new_pages, "images": images.cache, "sitemaps": sitemaps["files"]}
     write_if_changed(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=0, sort_keys=True).encode())
+    _swap_in(out_dir, site_dir)
 
     by_status = Counter(c for c in tables["collections"]["status"])
     return {
-        "out_dir": str(out_dir), "base_url": base_url, "page_size": page_size,
+        "out_dir": str(site_dir), "base_url": base_url, "page_size": page_size,
         "collections": len(tables["collections"]),
         "collections_published": by_status.get("published", 0),
         "collections_duplicate": by_status.get("duplicate", 0),

@@ -98,3 +98,17 @@ def build_feed(real_catalog: Path, dest: Path) -> dict:
         "image_reasons": image_reasons,
         "conflict_winner": (changed["product_id"], changed["title"]),
     }
+
+
+def real_products(real_catalog: Path, text_only: int, with_photo: int) -> tuple[list[dict], list[dict]]:
+    """The first `text_only` products without a photo and `with_photo` with one, from the real feed."""
+    without, with_ = [], []
+    with gzip.open(real_catalog / "products.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            bucket, limit = (with_, with_photo) if record["image"] else (without, text_only)
+            if len(bucket) < limit:
+                bucket.append(record)
+            if len(without) >= text_only and len(with_) >= with_photo:
+                break
+    return without, with_

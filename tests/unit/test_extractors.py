@@ -6,6 +6,7 @@ import pytest
 from ml.attribute_schema import SchemaError, parse_structured
 from ml.extractors import (CatalogExtractor, LocalLLMExtractor, OpenAIExtractor, Product, few_shot_prompt,
                            grounding_confidence, parse_lines, redact)
+from ml.llm_client import new_breaker
 from tests.unit.fault_server import FaultServer
 
 GOOD = json.dumps({"attributes": [{"type": "colour", "value": "navy blue", "confidence": 0.9},
@@ -21,7 +22,9 @@ def api_key(monkeypatch):
 
 
 def _extractor(server, **kw):
-    return OpenAIExtractor("test-model", base_url=server.base_url, timeout=kw.pop("timeout", 5.0), **kw)
+    # a breaker of its own: a later test's server may get a port an earlier one used
+    return OpenAIExtractor("test-model", base_url=server.base_url, timeout=kw.pop("timeout", 5.0),
+                           breaker=new_breaker("test", 5, 600), **kw)
 
 
 def test_openai_backend_retries_429_and_5xx_then_validates(api_key, caplog):
@@ -61,15 +64,36 @@ def test_openai_backend_times_out_a_stuck_server(api_key):
         assert len(server.requests) == 2  # first try + one retry
 
 
-def test_openai_backend_sends_the_photo_as_a_data_url(api_key, tmp_path):
+@pytest.mark.parametrize("fmt, media_type, prefix", [("JPEG", "image/jpeg", "/9j/"), ("PNG", "image/png", "iVBOR"),
+                                                     ("WEBP", "image/webp", "UklGR")])
+def test_openai_backend_sends_the_photo_as_a_data_url_of_its_real_type(api_key, tmp_path, fmt, media_type, prefix):
     from PIL import Image
 
-    photo = tmp_path / "p.jpg"
-    Image.new("RGB", (32, 32), "navy").save(photo, "JPEG")
+    photo = tmp_path / "p.jpg"  # the name says JPEG whatever the bytes are: the header decides
+    Image.new("RGB", (32, 32), "navy").save(photo, fmt)
     with FaultServer([("content", GOOD)]) as server:
         _extractor(server).extract(Product("1", "Tee", "desc", str(photo)))
     parts = server.requests[0]["body"]["messages"][1]["content"]
-    assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,/9j/")
+    assert parts[1]["image_url"]["url"].startswith(f"data:{media_type};base64,{prefix}")
+
+
+def test_openai_backend_sends_text_only_for_a_file_that_is_not_an_image(api_key, tmp_path):
+    bogus = tmp_path / "p.jpg"
+    bogus.write_bytes(b"not an image")
+    with FaultServer([("content", GOOD)]) as server:
+        _extractor(server).extract(Product("1", "Tee", "desc", str(bogus)))
+    assert [p["type"] for p in server.requests[0]["body"]["messages"][1]["content"]] == ["text"]
+
+
+def test_openai_backend_derives_the_schema_from_the_pydantic_model(api_key):
+    from ml.attribute_schema import ATTRIBUTE_TYPES
+
+    with FaultServer([("content", GOOD)]) as server:
+        _extractor(server).extract(PRODUCT)
+    schema = server.requests[0]["body"]["response_format"]["json_schema"]["schema"]
+    item = schema["$defs"]["ExtractedAttribute"]
+    assert item["properties"]["type"]["enum"] == list(ATTRIBUTE_TYPES)
+    assert item["additionalProperties"] is False and schema["properties"]["attributes"]["maxItems"] == 40
 
 
 def test_redact_removes_keys(api_key):

@@ -1,14 +1,26 @@
+"""Feed ingest: the plain-Python line parser (used by `predict`) and the Spark ingest, on real Spark.
+
+The Spark tests run a local session with an in-memory catalog (no Derby), so they can run beside a
+pipeline. Both parsers must give every line the same verdict; `test_spark_and_python_agree` checks
+that line by line over a feed of hostile lines.
+"""
+
 import gzip
 import json
+import os
+import sys
 
-from pinlanding.ingest import FEED_FIELDS, RAW_COLUMNS, parse_line, read_feed
+import pytest
+
+from pinlanding.ingest import (FEED_FIELDS, MAX_JSON_DEPTH, RAW_COLUMNS, ingest, parse_feed, parse_line,
+                               read_feed)
 
 
 def test_valid_line_lands_fields_as_text():
     record = {"product_id": "7", "title": "Tee & Co", "price": 499, "year": None,
               "merchant_attributes": {"Fit": "Slim"}, "colour_code": 3}
     row = parse_line(1, json.dumps(record).encode())
-    assert row["_load_error"] is None
+    assert row["_load_error"] is None and row["_type_errors"] is None
     assert row["product_id"] == "7" and row["title"] == "Tee & Co"
     assert row["price"] == "499" and row["year"] is None
     assert json.loads(row["merchant_attributes"]) == {"Fit": "Slim"}
@@ -32,6 +44,25 @@ def test_non_object_json_and_bad_utf8_and_huge_lines():
     assert huge["_load_error"] == "line_too_large" and huge["_line_bytes"] == 5013
 
 
+def test_hostile_json_is_a_verdict_not_an_exception():
+    deep = b'{"product_id": "1", "merchant_attributes": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
+    row = parse_line(1, deep)  # json.loads alone raises RecursionError here
+    assert row["_load_error"] == "unparseable_json" and str(MAX_JSON_DEPTH) in row["_load_error_detail"]
+    assert len(row["_raw_line"]) == 16_384
+    assert parse_line(1, b'{"product_id": "1", "price": NaN}')["_load_error"] == "unparseable_json"
+    assert parse_line(1, b'{"product_id": "1", "price": -Infinity}')["_load_error"] == "unparseable_json"
+    dup = parse_line(1, b'{"product_id": "1", "price": 1, "price": -1}')
+    assert dup["_load_error"] == "unparseable_json" and "price" in dup["_load_error_detail"]
+
+
+def test_non_string_text_fields_are_flagged():
+    row = parse_line(1, json.dumps({"product_id": 15970, "title": ["a"], "brand": {"x": 1}, "usage": True,
+                                    "price": "499", "year": 2011, "merchant_attributes": {"Fit": 3}}).encode())
+    assert row["_load_error"] is None
+    assert row["_type_errors"] == "product_id: number; title: array; brand: object; usage: boolean"
+    assert row["product_id"] == "15970" and row["usage"] == "true"  # landed as sent, as text
+
+
 def test_read_feed_numbers_lines_and_flags_blanks(tmp_path):
     feed = tmp_path / "products.jsonl.gz"
     with gzip.open(feed, "wb") as handle:
@@ -40,3 +71,145 @@ def test_read_feed_numbers_lines_and_flags_blanks(tmp_path):
     assert [r["_line_number"] for r in rows] == [1, 2, 3, 4]
     assert [bool(r.get("_blank")) for r in rows] == [False, True, True, False]
     assert rows[3]["product_id"] == "2"
+
+
+# ------------------------------------------------------------------------------------- Spark path
+
+HOSTILE_LINES = [
+    json.dumps({"product_id": "1", "title": "Tee & Co", "price": 499, "year": None, "merchant_attributes":
+                {"Fit": "Slim", "Neck": "Round"}, "image": None, "colour_code": 3, "tags": ["a", "b"]}).encode(),
+    b"",
+    b"  \t ",
+    b'{"product_id": "2", "title": "\xff\xfe broken"}',
+    b'{"product_id": "3", "price": NaN}',
+    b'{"product_id": "3b", "price": Infinity}',
+    b"[1, 2, 3]",
+    b"null",
+    b"42",
+    b'"a string"',
+    b'{"product_id": "4", "merchant_attributes": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}",
+    b'{"product_id": "4b", "merchant_attributes": ' + b"[" * 900 + b"]" * 900 + b"}",  # deep but legal
+    b'{"product_id": "5", "title": "a", "title": "b"}',
+    b'{"product_id": "6", "title": ',
+    json.dumps({"product_id": 7, "title": 3.5, "brand": True, "description": {"k": [1]}, "price": "12",
+                "year": "2011"}).encode(),
+    b'{"product_id": "8",\r"title": "stray CR inside the line"}',
+    b'{"product_id": "9", "title": "crlf line"}\r',
+    json.dumps({"product_id": "10", "title": "x" * 50_000}).encode(),  # > max_line_bytes below
+    json.dumps({"product_id": "11", "title": "\u202eevil\u0000 \u200b", "brand": "</script><script>alert(1)"
+                "</script>", "description": "{{ 7*7 }} {% raw %}", "merchant_attributes": {"{{k}}": "<b>v</b>"}},
+               ensure_ascii=False).encode(),
+    json.dumps({"product_id": "12", "price": 1e400}).encode().replace(b"Infinity", b"1e400"),
+    b'   {"product_id": "13", "title": "leading blanks"}',
+    b'{"product_id": "14", "\\u0074itle": 5}',  # a key spelled with an escape is still "title"
+    b"",
+]
+MAX_BYTES = 40_000
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    session = (SparkSession.builder.master("local[2]").appName("test_ingest")
+               .config("spark.driver.memory", os.environ.get("PINLANDING_DRIVER_MEMORY", "3g"))
+               .config("spark.sql.catalogImplementation", "in-memory")
+               .config("spark.sql.warehouse.dir", str(warehouse))
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", "3")
+               .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.ui.enabled", "false").getOrCreate())
+    yield session
+    session.stop()
+
+
+def _write_feed(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as handle:
+        handle.write(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_spark_and_python_agree(spark, tmp_path):
+    feed = _write_feed(tmp_path / "products.jsonl.gz", HOSTILE_LINES)
+    spark_rows = {r["_line_number"]: r.asDict() for r in parse_feed(spark, feed, MAX_BYTES).collect()}
+    python_rows = {r["_line_number"]: r for r in read_feed(feed, MAX_BYTES)}
+    assert sorted(spark_rows) == sorted(python_rows) == list(range(1, len(HOSTILE_LINES) + 1))
+    for number, expected in python_rows.items():
+        got = spark_rows[number]
+        assert got["_blank"] == bool(expected.get("_blank")), number
+        if got["_blank"]:
+            continue
+        context = (number, HOSTILE_LINES[number - 1][:80])
+        for column in ("_load_error", "_line_bytes", "_type_errors", *FEED_FIELDS):
+            if column in ("merchant_attributes",) and expected[column] is not None:
+                assert json.loads(got[column]) == json.loads(expected[column]), context
+            elif column == "price" and expected[column] is not None:
+                assert float(got[column]) == float(expected[column]), context  # 1e400: both inf
+            else:
+                assert got[column] == expected[column], (column, context)
+        assert (got["_extra_fields"] and json.loads(got["_extra_fields"])) == (
+            expected["_extra_fields"] and json.loads(expected["_extra_fields"])), context
+        assert got["_raw_line"] == expected["_raw_line"], context
+        assert (got["_load_error_detail"] is None) == (expected["_load_error_detail"] is None), context
+
+
+def test_spark_gives_each_hostile_line_its_reason(spark, tmp_path):
+    feed = _write_feed(tmp_path / "products.jsonl.gz", HOSTILE_LINES)
+    rows = {r["_line_number"]: r for r in parse_feed(spark, feed, MAX_BYTES).collect()}
+    reason = {n: r["_load_error"] for n, r in rows.items()}
+    assert reason[4] == "invalid_utf8" and "\ufffd" in rows[4]["_raw_line"]
+    assert reason[5] == reason[6] == "unparseable_json" and "NaN" in rows[5]["_load_error_detail"]
+    assert [reason[n] for n in (7, 8, 9, 10)] == ["not_a_json_object"] * 4
+    assert [rows[n]["_load_error_detail"] for n in (7, 8, 9, 10)] == ["got array", "got null", "got number",
+                                                                      "got string"]
+    assert reason[11] == "unparseable_json" and "5001" in rows[11]["_load_error_detail"]
+    assert len(rows[11]["_raw_line"]) == 16_384
+    assert reason[12] is None and rows[12]["_type_errors"] is None  # depth 901 is legal JSON
+    assert reason[13] == reason[14] == "unparseable_json"
+    assert rows[15]["_type_errors"] == "product_id: number; title: number; brand: boolean; description: object"
+    assert (rows[15]["product_id"], rows[15]["price"], rows[15]["year"]) == ("7", "12", "2011")
+    assert rows[16]["title"] == "stray CR inside the line"  # one line, not two: only \n ends a line
+    assert rows[17]["title"] == "crlf line" and rows[17]["_line_bytes"] == len(HOSTILE_LINES[16]) - 1
+    assert reason[18] == "line_too_large" and rows[18]["_line_bytes"] > MAX_BYTES
+    assert rows[19]["title"] == "\u202eevil\u0000 \u200b" and rows[19]["description"] == "{{ 7*7 }} {% raw %}"
+    assert json.loads(rows[19]["merchant_attributes"]) == {"{{k}}": "<b>v</b>"}
+    assert rows[21]["title"] == "leading blanks"
+    assert rows[22]["_type_errors"] == "title: number" and rows[22]["title"] == "5"
+    assert sorted(n for n, r in rows.items() if r["_blank"]) == [2, 3, 23]
+
+
+def test_ingest_lands_counts_and_is_a_no_op_on_an_unchanged_feed(spark, tmp_path):
+    _write_feed(tmp_path / "catalog/products.jsonl.gz", HOSTILE_LINES)
+    first = ingest(spark, tmp_path / "catalog", "raw_test")
+    assert (first.lines_read, first.blank_lines, first.rows_landed) == (len(HOSTILE_LINES), 3, len(HOSTILE_LINES) - 3)
+    table = spark.table("raw_test.raw_products")
+    assert table.columns == RAW_COLUMNS
+    assert table.count() == first.rows_landed
+    assert first.load_errors == table.where("_load_error is not null").count() == 10  # lines 4-11, 13 and 14 (18 is under the default 1 MiB)
+    numbers = sorted(r[0] for r in table.select("_line_number").collect())
+    assert numbers == [n for n in range(1, len(HOSTILE_LINES) + 1) if n not in (2, 3, 23)]
+    assert table.where("_batch_id is null or _loaded_at is null or _source_file is null").count() == 0
+
+    again = ingest(spark, tmp_path / "catalog", "raw_test")
+    assert again.skipped_unchanged and again.batch_id == first.batch_id
+    log = spark.table("raw_test.raw_feed_loads").collect()
+    assert len(log) == 1 and (log[0].lines_read, log[0].blank_lines, log[0].rows_landed) == (
+        first.lines_read, 3, first.rows_landed)
+
+    _write_feed(tmp_path / "catalog/products.jsonl.gz", HOSTILE_LINES[:3])  # changed feed: new snapshot
+    third = ingest(spark, tmp_path / "catalog", "raw_test")
+    assert not third.skipped_unchanged and spark.table("raw_test.raw_products").count() == 1
+    assert spark.table("raw_test.raw_feed_loads").count() == 2
+
+
+def test_line_numbers_stay_exact_over_many_lines(spark, tmp_path):
+    # several shuffle partitions after numbering; blank lines interleaved
+    lines = [json.dumps({"product_id": str(i), "title": f"t{i}"}).encode() if i % 7 else b""
+             for i in range(1, 20_001)]
+    feed = _write_feed(tmp_path / "products.jsonl.gz", lines)
+    rows = parse_feed(spark, feed).where("not _blank").select("_line_number", "product_id").collect()
+    assert len(rows) == 20_000 - 20_000 // 7
+    assert all(r["product_id"] == str(r["_line_number"]) for r in rows)

@@ -113,3 +113,83 @@ def test_seed_values_become_sql_literals_not_quoted_python_reprs():
     assert sql_literal(True) == "true"
     assert sql_literal(3) == "3.0"
     assert sql_literal(dt.datetime(2026, 11, 1, 12, 30)) == "'2026-11-01 12:30:00.000'"
+
+
+# ----------------------------------------------------------------------------- errors and recovery
+
+
+def test_describe_error_gives_pyspark_errors_their_class_and_message():
+    """PySpark exceptions have an empty repr(): the user must still get the error class and text."""
+    from pyspark.errors import PySparkValueError
+
+    from dbt.adapters.spark_session.python_submissions import describe_error
+
+    exc = PySparkValueError(errorClass="CANNOT_BE_NONE", messageParameters={"arg_name": "batch"})
+    assert repr(exc) == "PySparkValueError()"  # what the wrapper used to print
+    assert describe_error(exc) == "PySparkValueError: [CANNOT_BE_NONE] Argument `batch` cannot be None."
+    assert describe_error(ValueError("plain")) == "ValueError: plain"
+    assert describe_error(RuntimeError()) == "RuntimeError"
+
+
+REAL_SPARK_SCRIPT = r'''
+import json, sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from dbt_common.exceptions import DbtRuntimeError
+from dbt.adapters.spark_session.python_submissions import SessionPythonJobHelper
+
+warehouse = Path(sys.argv[1])
+params = {"spark.master": "local[1]", "spark.ui.enabled": "false", "spark.driver.memory": "1g",
+          "spark.sql.catalogImplementation": "in-memory", "spark.sql.warehouse.dir": str(warehouse),
+          "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+creds = SimpleNamespace(method="session", server_side_parameters=params)
+out = {}
+
+def submit(alias, code):
+    try:
+        SessionPythonJobHelper({"schema": "default", "alias": alias}, creds).submit(code)
+        return None
+    except DbtRuntimeError as exc:
+        return str(exc)
+
+# 1. an error raised in the JVM (SparkRuntimeException, whose repr() is empty)
+out["jvm_error"] = submit("boom", "spark.sql(\"select raise_error('disk on fire')\").collect()\n")
+
+# 2. a killed write's leftover: the table directory exists, the metastore entry does not
+write = 'spark.range(3).write.mode("overwrite").format("parquet").saveAsTable("default.{}")\n'
+for name in ("raw_exec", "via_helper"):
+    orphan = warehouse / name
+    orphan.mkdir(parents=True)
+    (orphan / "part-00000-dead.parquet").write_bytes(b"half a file")
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+try:  # what any later run hit before the fix
+    exec(write.format("raw_exec"), {"spark": spark})
+    out["raw_exec"] = None
+except Exception as exc:
+    out["raw_exec"] = type(exc).__name__ + " " + str(exc)[:300]
+out["via_helper"] = submit("via_helper", write.format("via_helper"))
+out["via_helper_rows"] = spark.table("default.via_helper").count()
+print("RESULT " + json.dumps(out))
+'''
+
+
+@pytest.mark.integration
+def test_python_model_wrapper_on_real_spark_reports_jvm_errors_and_writes_over_a_killed_write(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    proc = subprocess.run([sys.executable, "-c", REAL_SPARK_SCRIPT, str(tmp_path / "warehouse")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = json.loads(lines[-1].removeprefix("RESULT "))
+    jvm_error = out["jvm_error"]
+    assert "Python model default.boom failed: SparkRuntimeException: [USER_RAISED_EXCEPTION]" in jvm_error
+    assert "disk on fire" in jvm_error and "JVM stacktrace" not in jvm_error
+    assert "LOCATION_ALREADY_EXISTS" in out["raw_exec"]  # the wedge, reproduced without the wrapper
+    assert out["via_helper"] is None and out["via_helper_rows"] == 3
