@@ -132,6 +132,7 @@ def run_pipeline(argv: list[str], env: dict, target_dir: Path, log_path: Path, t
     summary_lines, in_summary = [], False
 
     stage_cpu_started = [0.0]
+    stage_wall_started = [time.time()]
     stages_cpu = {}
 
     def close_stage(now):
@@ -141,7 +142,8 @@ def run_pipeline(argv: list[str], env: dict, target_dir: Path, log_path: Path, t
         stage_cpu_started[0] = cpu_now
         if stage.startswith("dbt build"):
             results = target_dir / "run_results.json"
-            if results.exists():
+            # only a file this build wrote (a build stopped early leaves the previous build's file)
+            if results.exists() and results.stat().st_mtime >= stage_wall_started[0]:
                 dbt_results[stage] = json.loads(results.read_text())
                 shutil.copyfile(results, log_path.with_name(f"{log_path.stem}_run_results_{len(dbt_results)}.json"))
 
@@ -158,6 +160,7 @@ def run_pipeline(argv: list[str], env: dict, target_dir: Path, log_path: Path, t
             if line.startswith("== "):
                 close_stage(now)
                 stage, stage_started = line[3:].strip(), now
+                stage_wall_started[0] = time.time()
                 state["stage"] = stage
                 order.append(stage)
                 in_summary = stage == "summary"
