@@ -193,7 +193,10 @@ def spark(hostile):
     from pinlanding.warehouse import spark_session, spark_settings
 
     spark_settings.cache_clear()
-    return spark_session("local")
+    session = spark_session("local")
+    yield session
+    # Static settings (this data dir's metastore) fix the session: later modules need their own.
+    session.stop()
 
 
 def _feed_lines(feed: Path) -> list[bytes]:
