@@ -107,8 +107,8 @@ def _env() -> dict[str, str]:
     env = dict(os.environ, SPARK_HOME=str(home), SPARK_PID_DIR=str(server_dir()),
                SPARK_LOG_DIR=str(server_dir()), SPARK_IDENT_STRING=IDENT,
                PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
-               SPARK_LOCAL_IP="127.0.0.1", SPARK_NO_DAEMONIZE="")
-    env.pop("SPARK_NO_DAEMONIZE")
+               SPARK_LOCAL_IP="127.0.0.1")
+    env.pop("SPARK_NO_DAEMONIZE", None)  # set, the sbin script would run in the foreground and block
     env.pop("SPARK_REMOTE", None)  # the server itself is a classic Spark application
     return env
 

@@ -12,7 +12,8 @@ from dbt.adapters.spark.connections import (
     SparkConnectionMethod,
     SparkCredentials,
 )
-from dbt.adapters.spark.session import Connection, Cursor
+from dbt.adapters.spark.session import Connection as SessionConnectionBase
+from dbt.adapters.spark.session import Cursor as SessionCursorBase
 from dbt_common.exceptions import DbtRuntimeError
 from pyspark.errors import AnalysisException
 
@@ -153,7 +154,7 @@ def sql_literal(value):
     return f"'{escaped}'"
 
 
-class SessionCursor(Cursor):
+class SessionCursor(SessionCursorBase):
     """dbt-spark's session cursor, bound to one session instead of a builder per statement."""
 
     def __init__(self, session) -> None:
@@ -169,7 +170,7 @@ class SessionCursor(Cursor):
             raise DbtRuntimeError(str(exc)) from exc
 
 
-class SessionHandle(Connection):
+class SessionHandle(SessionConnectionBase):
     def __init__(self, session) -> None:
         super().__init__()
         self.session = session
