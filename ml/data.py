@@ -6,9 +6,13 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # CLIP's image normalisation.
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
@@ -27,6 +31,34 @@ def product_text(title: str, description: str | None, max_description_chars: int
 
 def attribute_text(attribute_type: str, value: str) -> str:
     return f"{attribute_type.replace('_', ' ')}: {value.lower()}"
+
+
+def attribute_words(attribute_type: str, value: str, aliases: list[str] | tuple[str, ...] = ()) -> str:
+    """What the learned word bag reads for an attribute: its type, value and aliases."""
+    return " ".join([attribute_type.replace("_", " "), value, *aliases])
+
+
+def augment(images: torch.Tensor, generator: torch.Generator | None = None,
+            min_scale: float = 0.6) -> torch.Tensor:
+    """Training views of a batch of photos: a random resized crop (60-100% of the area, aspect
+    3/4-4/3) and a horizontal flip. No colour jitter: colour is an attribute to learn."""
+    import math
+
+    from torchvision.transforms.v2 import functional as TF
+
+    n, _, h, w = images.shape
+    out = torch.empty_like(images)
+    rand = torch.rand(n, 4, generator=generator)
+    for i in range(n):
+        area = h * w * (min_scale + (1 - min_scale) * float(rand[i, 0]))
+        ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * float(rand[i, 1]))
+        ch = min(h, max(1, round(math.sqrt(area / ratio))))
+        cw = min(w, max(1, round(math.sqrt(area * ratio))))
+        top, left = int(float(rand[i, 2]) * (h - ch + 1)), int(float(rand[i, 3]) * (w - cw + 1))
+        out[i] = TF.resized_crop(images[i], top, left, ch, cw, [h, w], antialias=True)
+    flip = torch.rand(n, generator=generator) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
 
 
 def load_image(path: str, size: int) -> torch.Tensor:
@@ -74,7 +106,7 @@ class Catalog:
     """Products, vocabulary and the multi-hot ground truth, ready for training and evaluation."""
 
     product_ids: list[str]
-    product_texts: list[str]          # title + start of description (for the BM25 baseline)
+    product_texts: list[str]          # title + start of description (the word bag's and BM25's input)
     split: np.ndarray                 # (N,) "train" / "validation" / "test"
     text: torch.Tensor                # (N, 384) MiniLM features
     images: torch.Tensor              # (M, 3, S, S) photos of the products that have one
@@ -86,6 +118,12 @@ class Catalog:
     attribute_aliases: list[list[str]]
     attribute_text: torch.Tensor      # (V, 384)
     attribute_log_prior: torch.Tensor  # (V,) log of the share of training products carrying it
+    products: "pd.DataFrame | None" = None  # product_id, title, description, image_path (re-scoring a champion)
+
+    @property
+    def attribute_word_texts(self) -> list[str]:
+        return [attribute_words(t, v, a) for t, v, a in
+                zip(self.attribute_types, self.attribute_values, self.attribute_aliases)]
 
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)

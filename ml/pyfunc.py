@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ml.registry import CHAMPION_ALIAS, REGISTERED_MODEL, champion_version
+
 
 class DualEncoderModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
@@ -24,7 +26,7 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
 
         bundle = Path(context.artifacts["bundle"])
         meta = json.loads((bundle / "vocabulary.json").read_text())
-        self.config = DualEncoderConfig(**json.loads((bundle / "config.json").read_text()))
+        self.config = DualEncoderConfig.from_dict(json.loads((bundle / "config.json").read_text()))
         self.config.pretrained_vision = None  # the weights below already contain the tower
         self.model = DualEncoder(self.config)
         self.model.load_state_dict(torch.load(bundle / "model.pt", map_location="cpu", weights_only=True))
@@ -52,10 +54,7 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
                 return out.numpy()
             texts = [D.product_text(t or "", d) for t, d in zip(frame["title"], frame.get("description", [None] * len(frame)))]
             features = torch.from_numpy(D.text_features(texts, self.feature_cache, self.text_max_tokens, persist=False))
-            out = self.model.encode_product_text(features)
-            if images is not None:
-                out[has] = self.model.encode_product(features[has], images)
-            return out.numpy()
+            return self.model.encode_product(features, images, has, self.model.tokenize(texts)).numpy()
 
     def scores(self, frame: pd.DataFrame, image_only: bool = False) -> np.ndarray:
         cosine = self.embed_products(frame, image_only) @ self.attribute_embeddings.numpy().T
@@ -79,7 +78,9 @@ def write_bundle(path: Path, model, catalog, beta: float, text_max_tokens: int) 
     (path / "config.json").write_text(json.dumps(model.cfg.to_dict()))
     with torch.no_grad():
         model.eval()
-        np.save(path / "attribute_embeddings.npy", model.encode_attributes(catalog.attribute_text).numpy())
+        from ml.train import attribute_embeddings
+
+        np.save(path / "attribute_embeddings.npy", attribute_embeddings(model, catalog).numpy())
         model.train()
     (path / "vocabulary.json").write_text(json.dumps({
         "attributes": [{"attribute_id": a, "type": t, "value": v, "aliases": al} for a, t, v, al in
@@ -137,15 +138,11 @@ def load_packed(packed: bytes) -> "DualEncoderModel":
     return load_local(str(target / "model"))
 
 
-def resolve_champion(name: str = "pinlanding-dual-encoder", alias: str = "champion") -> tuple[str, str]:
+def resolve_champion(name: str = REGISTERED_MODEL, alias: str = CHAMPION_ALIAS) -> tuple[str, str]:
     """(version, local model directory) of the alias; a clear error when there is none yet."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
+    version = champion_version(name=name, alias=alias)
+    if version is None:
         raise RuntimeError(f"no '{alias}' version of {name} in the MLflow registry: train one first "
-                           "(`.venv/bin/python -m ml.train`, or `make run`, which trains when none exists)") from exc
+                           "(`.venv/bin/python -m ml.train`, or `make run`, which trains when none exists)")
     local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}")
     return str(version.version), local

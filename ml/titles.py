@@ -53,10 +53,12 @@ def attribute_key(attributes: list[Attribute]) -> str:
     return "|".join(f"{a.attribute_type}={a.value}" for a in sorted(attributes, key=lambda a: a.attribute_type))
 
 
-def prompt_version(exemplars: list[tuple[str, str]]) -> str:
-    """Changes whenever the template or the exemplars change, so the title cache is invalidated."""
+def prompt_version(exemplars: list[tuple[str, str]], mode: str = "completion", constrained: bool = False) -> str:
+    """Changes whenever the template, the exemplars, the mode or the grammar change, so the title
+    cache is invalidated."""
     digest = hashlib.sha256(repr((HEADER, TITLE_ORDER, sorted(exemplars))).encode()).hexdigest()[:8]
-    return f"{PROMPT_TEMPLATE_VERSION}-{digest}"
+    return (f"{PROMPT_TEMPLATE_VERSION}-{digest}" + ("" if mode == "completion" else "-chat")
+            + (f"-{GRAMMAR_VERSION}" if constrained else ""))
 
 
 # The order words take in a title ("Women's Summer Blue Printed Cotton Slim Fit ... Kurtas"): the
@@ -148,6 +150,103 @@ def validate_title(title: str | None, attributes: list[Attribute], min_chars: in
     return reasons
 
 
+# ---------------------------------------------------------------------------------------- grammar
+
+GRAMMAR_VERSION = "grammar3"
+HEAD_TYPES = ("category", "article_type")   # the noun a title ends on (the narrower one last)
+POST_TYPES = {"sleeve", "neckline", "closure"}  # facets that read after the noun: "with Full Sleeves"
+POST_CONNECTIVES = ("with", "and", "in")
+MAX_PERMUTED = 4        # modifiers in any order up to 4 of them (24 orders); beyond, no grammar
+_UNSAFE_FORM = re.compile(r"[\"<>{}\[\]|#*_=:;!?\\]|[^\x20-\x7e\u00a0-\u024f\u2019]")
+
+
+def _title_case(text: str) -> str:
+    return re.sub(r"(^|[\s-])([a-z])", lambda m: m.group(1) + m.group(2).upper(), text.strip())
+
+
+def _number_forms(noun: str) -> list[str]:
+    """The other grammatical number of a title-case noun phrase's last word ("Dress" -> "Dresses",
+    "Tshirts" -> "Tshirt"); validate_title's stemming decides whether a form still counts."""
+    head, _, last = noun.rpartition(" ")
+    lower = last.lower()
+    if lower.endswith("ies") and len(lower) > 4:
+        other = last[:-3] + "y"
+    elif re.search(r"(ss|x|z|ch|sh)es$", lower):
+        other = last[:-2]
+    elif lower.endswith("s") and not lower.endswith("ss"):
+        other = last[:-1]
+    elif re.search(r"[^aeiou]y$", lower):
+        other = last[:-1] + "ies"
+    elif re.search(r"(s|x|z|ch|sh)$", lower):
+        other = last + "es"
+    else:
+        other = last + "s"
+    return [f"{head} {other}".strip()] if len(other) > 1 else []
+
+
+def title_forms(attribute: Attribute, limit: int = 8) -> list[str]:
+    """How the attribute may be written in a title: its value and aliases in title case, the noun
+    (article type, category) singular and plural, and possessive genders ("Men's"). Only forms that validate_title accepts as
+    expressing the attribute, and none with characters a title may not contain."""
+    bases = [attribute.value, *attribute.aliases]
+    if attribute.attribute_type == "gender":
+        bases += GENDER_FORMS.get(attribute.value.lower(), [])
+        value = attribute.value.strip()
+        if value.lower() in ("men", "women", "boys", "girls"):
+            bases += [value + ("'" if value.lower().endswith("s") else "'s")]
+    forms: list[str] = []
+    for base in bases:
+        form = _title_case(re.sub(r"\s+", " ", base))
+        variants = [form]
+        if attribute.attribute_type in HEAD_TYPES:  # nouns inflect; "Reds", "Printeds" do not exist
+            variants += _number_forms(form)
+        for v in variants:
+            if v and v not in forms and not _UNSAFE_FORM.search(v) and expressed(attribute, v):
+                forms.append(v)
+    return forms[:limit]
+
+
+def _literal(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def title_grammar(attributes: list[Attribute]) -> str | None:
+    """A llama.cpp (GBNF) grammar for titles made of every attribute phrase, shaped like an English
+    noun phrase: gender first ("Men's"), the other modifiers in any order, the product noun
+    (article type or category) next, and the facets that read as "with ..." after it ("Kurtas with
+    Three-Quarter Sleeves"). The model chooses the modifiers' order, each phrase's form (value or
+    alias, singular or plural) and the connective; it cannot drop, misspell or add a facet (no free
+    words: a small base model pads titles with wrong colours and brands when it may). None when an
+    attribute has no writable form: the caller goes unconstrained and validation decides."""
+    import itertools
+
+    forms = {i: title_forms(a) for i, a in enumerate(attributes)}
+    if not attributes or any(not f for f in forms.values()):
+        return None
+    heads = [i for i, a in enumerate(attributes) if a.attribute_type in HEAD_TYPES]
+    head = heads[-1] if heads else None  # with both, the article type (the narrower noun) ends the phrase
+    genders = [i for i, a in enumerate(attributes) if a.attribute_type == "gender" and i != head]
+    post = [i for i, a in enumerate(attributes) if a.attribute_type in POST_TYPES and i != head] if head is not None else []
+    pre = [i for i in range(len(attributes)) if i != head and i not in genders and i not in post]
+    if len(pre) > MAX_PERMUTED or len(post) > MAX_PERMUTED:
+        return None
+
+    def alternatives(name: str, orders) -> str:
+        return f"{name} ::= " + " | ".join(" \" \" ".join(f"a{i}" for i in order) for order in orders) if orders else ""
+
+    # gender, modifiers and head are separated by single spaces; post facets by a connective
+    body = [*[f"a{g}" for g in genders], *(["pre"] if pre else []), *([f"a{head}"] if head is not None else [])]
+    lines = ["root ::= \" \"? " + " \" \" ".join(body) + (" post" if post else "")]
+    if pre:
+        lines.append(alternatives("pre", list(itertools.permutations(pre))))
+    if post:
+        lines.append("post ::= " + " | ".join(
+            " ".join(f"join a{i}" for i in order) for order in itertools.permutations(post)))
+        lines.append("join ::= \" \" (" + " | ".join(_literal(w) for w in POST_CONNECTIVES) + ") \" \"")
+    lines += [f"a{i} ::= " + " | ".join(_literal(f) for f in fs) for i, fs in forms.items()]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------- quality
 
 def rubric_quality(title: str, attributes: list[Attribute], similarity: float | None = None) -> int:
@@ -193,7 +292,7 @@ class TitleWriter:
 
     def __init__(self, base_url: str | None, model: str, exemplars: list[tuple[str, str]], mode: str = "completion",
                  api_key: str | None = None, timeout: float | None = None, max_retries: int | None = None,
-                 max_tokens: int = 24, server=None, endpoint=None, breaker=None):
+                 max_tokens: int = 24, server=None, endpoint=None, breaker=None, constrained: bool = False):
         from ml.llm_client import LLMEndpoint, LLMSettings
 
         if mode not in ("completion", "chat"):
@@ -204,19 +303,22 @@ class TitleWriter:
         self.endpoint = endpoint or LLMEndpoint(
             base_url, api_key, settings=LLMSettings.from_env(timeout=timeout, max_retries=max_retries),
             breaker=breaker, server=server)
-        self.prompt_version = prompt_version(exemplars) + ("" if mode == "completion" else "-chat")
+        # constrained: each request carries title_grammar (llama.cpp's `grammar` field, completion mode)
+        self.constrained = constrained and mode == "completion"
+        self.prompt_version = prompt_version(exemplars, mode, self.constrained)
 
     @property
     def calls(self) -> int:
         return self.endpoint.calls
 
-    def _ask(self, client, key: str, temperature: float, seed: int) -> str:
+    def _ask(self, client, key: str, temperature: float, seed: int, grammar: str | None = None) -> str:
         from ml.llm_client import answer_text
 
         if self.mode == "completion":
             return answer_text(client.completions.create(
                 model=self.model, prompt=few_shot_prompt(key, self.exemplars), max_tokens=self.max_tokens,
-                temperature=temperature, seed=seed, stop=["\n", "Attributes:"]))
+                temperature=temperature, seed=seed, stop=["\n", "Attributes:"],
+                extra_body={"grammar": grammar} if grammar else None))
         messages = [{"role": "system", "content": "You write short, natural shopping page titles from product "
                      "attributes. Use every attribute. Answer with the title only."}]
         for attrs, title in self.exemplars:
@@ -226,8 +328,8 @@ class TitleWriter:
         return answer_text(client.chat.completions.create(model=self.model, messages=messages, temperature=temperature,
                                                           seed=seed, max_tokens=self.max_tokens))
 
-    def _call(self, key: str, temperature: float, seed: int) -> str:
-        return self.endpoint.call(self._ask, key, temperature, seed)
+    def _call(self, key: str, temperature: float, seed: int, grammar: str | None = None) -> str:
+        return self.endpoint.call(self._ask, key, temperature, seed, grammar)
 
     def _judge(self, client, key: str, title: str) -> str:
         from ml.llm_client import answer_text
@@ -265,6 +367,7 @@ class TitleWriter:
 
         key = attribute_key(attributes)
         phrase = " ".join(a.value for a in attributes)
+        grammar = title_grammar(attributes) if self.constrained else None
         attempts = []
         started = time.perf_counter()
         for attempt in range(1, max_attempts + 1):
@@ -272,7 +375,8 @@ class TitleWriter:
             raw = title = quality = None
             judge = "rubric"
             try:
-                raw = self._call(key, temperature=0.0 if attempt == 1 else 0.5 + 0.3 * attempt, seed=attempt)
+                raw = self._call(key, temperature=0.0 if attempt == 1 else 0.5 + 0.3 * attempt, seed=attempt,
+                                 grammar=grammar)
                 title = clean_title(raw)
                 reasons = validate_title(title, attributes, min_chars, max_chars)
                 if not reasons:

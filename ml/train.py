@@ -4,8 +4,10 @@
 
 Logs params, per-epoch loss, Recall@1/5/10 (overall and per attribute type) for image+text,
 image-only and text-only, the frequency-reweighting ablation and the BM25 / MiniLM zero-shot
-baselines, then registers the model as `pinlanding-dual-encoder`. The `champion` alias moves to
-the new version only if it beats the current champion's validation Recall@10.
+baselines, then registers the model as `pinlanding-dual-encoder` (ml/registry.py). The `champion`
+alias moves to the new version only if it beats the current champion's validation Recall@10 on the
+same validation products and vocabulary (the champion is re-scored on the candidate's set when they
+differ); a registry that cannot be read is an error, never a promotion.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import yaml
 from tqdm import tqdm
 
 from ml import data as D
-from ml.evaluate import bm25_scores, recall_at_k, reweight, tune_beta, zero_shot_scores
+from ml.evaluate import bm25_scores, ranks_of_positives, recall_at_k, reweight, tune_beta, zero_shot_scores
 from ml.model import DualEncoder, DualEncoderConfig
+from ml.registry import CHAMPION_ALIAS, REGISTERED_MODEL, champion_version
 
-REGISTERED_MODEL = "pinlanding-dual-encoder"
-EXPERIMENT = "pinlanding-dual-encoder"
+EXPERIMENT = REGISTERED_MODEL
 
 
 @dataclass
@@ -105,7 +107,7 @@ def load_catalog(spark, schema: str, cfg: TrainConfig, cache_dir: Path) -> D.Cat
     return D.Catalog(products["product_id"].tolist(), texts, split, text, images, image_index, targets,
                      vocab["attribute_id"].tolist(), vocab["attribute_type"].tolist(),
                      vocab["canonical_value"].tolist(), [list(a) for a in vocab["aliases"]], attribute_text,
-                     prior.log())
+                     prior.log(), products[["product_id", "title", "description", "image_path"]])
 
 
 def batches(catalog: D.Catalog, rows: np.ndarray, cfg: TrainConfig, rng: np.random.Generator):
@@ -128,22 +130,30 @@ def batches(catalog: D.Catalog, rows: np.ndarray, cfg: TrainConfig, rng: np.rand
 
 # ------------------------------------------------------------------------------------- training
 
+def product_tokens(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray):
+    return model.tokenize([catalog.product_texts[i] for i in rows])
+
+
+def attribute_embeddings(model: DualEncoder, catalog: D.Catalog) -> torch.Tensor:
+    return model.encode_attributes(catalog.attribute_text, model.tokenize(catalog.attribute_word_texts))
+
+
 def step_loss(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray) -> dict:
     text = catalog.text[rows]
     photo_rows = catalog.image_index[rows]
     has = torch.from_numpy(photo_rows >= 0)
-    attributes = model.encode_attributes(catalog.attribute_text)
+    attributes = attribute_embeddings(model, catalog)
     targets = catalog.targets[rows]
-    text_embeddings = model.encode_product_text(text)
+    text_embeddings = model.encode_product_text(text, product_tokens(model, catalog, rows))
     product = text_embeddings
     out = {}
     if has.any():
-        images = catalog.images[torch.from_numpy(photo_rows[photo_rows >= 0])]
-        images = torch.where(torch.rand(len(images), 1, 1, 1) < 0.5, images, images.flip(-1))  # h-flip
+        images = D.augment(catalog.images[torch.from_numpy(photo_rows[photo_rows >= 0])])
         image_embeddings = model.encode_image(images)  # one vision pass serves both terms
         product = text_embeddings.clone()
         product[has] = model.fuse(image_embeddings, text_embeddings[has])
-        # An image-only term trains the vision tower to stand on its own (image-only evaluation).
+        # An image-only term of its own: the photo must carry colour, pattern and article type by
+        # itself instead of leaning on the text it is fused with.
         out["image_only"] = model.criterion(image_embeddings, attributes, targets[has])["loss"]
     main = model.criterion(product, attributes, targets)
     out.update(main)
@@ -163,15 +173,11 @@ def embed_split(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray, mode: 
         photo_rows = catalog.image_index[r]
         has = torch.from_numpy(photo_rows >= 0)
         images = catalog.images[torch.from_numpy(photo_rows[photo_rows >= 0])] if has.any() else None
-        if mode == "text_only":
-            out.append(model.encode_product_text(catalog.text[r]))
-        elif mode == "image_only":
-            out.append(model.encode_image(images))
+        if mode == "image_only":
+            out.append(model.encode_product(None, images))
         else:
-            p = model.encode_product_text(catalog.text[r])
-            if images is not None:
-                p[has] = model.encode_product(catalog.text[r][has], images)
-            out.append(p)
+            out.append(model.encode_product(catalog.text[r], None if mode == "text_only" else images,
+                                            has, product_tokens(model, catalog, r)))
     model.train()
     return (torch.cat(out) if out else torch.zeros(0, model.cfg.embed_dim)), rows
 
@@ -180,7 +186,7 @@ def embed_split(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray, mode: 
 def scores_for(model: DualEncoder, catalog: D.Catalog, split: str, mode: str):
     rows = catalog.rows(split)
     model.eval()
-    attributes = model.encode_attributes(catalog.attribute_text)
+    attributes = attribute_embeddings(model, catalog)
     model.train()
     products, rows = embed_split(model, catalog, rows, mode)
     return (products @ attributes.T).numpy(), catalog.targets[rows].numpy(), rows
@@ -313,19 +319,64 @@ def register_model(mlflow, run_id: str, model, catalog: D.Catalog, beta: float, 
                                    registered_model_name=REGISTERED_MODEL)
     client = MlflowClient()
     version = str(info.registered_model_version)
+    fingerprint = validation_fingerprint(catalog)
     client.set_model_version_tag(REGISTERED_MODEL, version, "validation_recall_at_10", f"{val_recall_at_10:.6f}")
-    try:
-        champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
-        best = float(champion.tags.get("validation_recall_at_10", "-1"))
-    except Exception:  # no champion yet
-        champion, best = None, -1.0
-    if val_recall_at_10 > best:
-        client.set_registered_model_alias(REGISTERED_MODEL, "champion", version)
-        print(f"registered {REGISTERED_MODEL} v{version}: champion (validation R@10 {val_recall_at_10:.4f} > {best:.4f})")
+    client.set_model_version_tag(REGISTERED_MODEL, version, "validation_fingerprint", fingerprint)
+    champion = champion_version(client)  # None only when there is none; an unreadable registry raises
+    if champion is None:
+        best, basis = -1.0, "no champion yet"
+    elif champion.tags.get("validation_fingerprint") == fingerprint and "validation_recall_at_10" in champion.tags:
+        best, basis = float(champion.tags["validation_recall_at_10"]), "same validation set"
     else:
-        print(f"registered {REGISTERED_MODEL} v{version}: champion stays v{champion.version} "
-              f"(validation R@10 {val_recall_at_10:.4f} <= {best:.4f})")
+        # Trained on other products or another vocabulary: its own number is not comparable, so
+        # score the champion on this candidate's validation products and vocabulary.
+        best = champion_recall_on(catalog, champion.version, workdir / "cache")
+        basis = f"champion v{champion.version} re-evaluated on this validation set"
+        client.set_model_version_tag(REGISTERED_MODEL, version, "champion_recall_at_10_same_split", f"{best:.6f}")
+    if val_recall_at_10 > best:
+        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, version)
+        print(f"registered {REGISTERED_MODEL} v{version}: {CHAMPION_ALIAS} "
+              f"(validation R@10 {val_recall_at_10:.4f} > {best:.4f}; {basis})")
+    else:
+        print(f"registered {REGISTERED_MODEL} v{version}: {CHAMPION_ALIAS} stays v{champion.version} "
+              f"(validation R@10 {val_recall_at_10:.4f} <= {best:.4f}; {basis})")
     return version
+
+
+def validation_fingerprint(catalog: D.Catalog) -> str:
+    """Identifies what a validation Recall@10 was measured on: the products, the vocabulary and
+    the ground truth. Two models' numbers compare only when their fingerprints are equal."""
+    rows = catalog.rows("validation")
+    digest = hashlib.sha256()
+    digest.update("\n".join(catalog.product_ids[i] for i in rows).encode())
+    digest.update(b"\x00" + "\n".join(catalog.attribute_ids).encode())
+    digest.update(b"\x00" + np.packbits(catalog.targets[rows].numpy() > 0).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def champion_recall_on(catalog: D.Catalog, champion_version_id: str, feature_cache: Path) -> float:
+    """The registered champion's image+text Recall@10 on this catalog's validation products, scored
+    as it serves (its own vocabulary embeddings and reweighting); attributes it does not know can
+    never rank for it."""
+    import mlflow
+
+    from ml.pyfunc import load_local
+
+    champion = load_local(mlflow.artifacts.download_artifacts(f"models:/{REGISTERED_MODEL}/{champion_version_id}"))
+    champion.feature_cache = feature_cache
+    rows = catalog.rows("validation")
+    frame = catalog.products.iloc[rows].reset_index(drop=True)
+    known = {a["attribute_id"]: j for j, a in enumerate(champion.vocabulary)}
+    scores = np.full((len(rows), len(catalog.attribute_ids)), -np.inf, dtype=np.float32)
+    columns = [(c, known[a]) for c, a in enumerate(catalog.attribute_ids) if a in known]
+    for start in range(0, len(frame), 512):
+        chunk = champion.scores(frame.iloc[start:start + 512])
+        for c, j in columns:
+            scores[start:start + len(chunk), c] = chunk[:, j]
+    targets = catalog.targets[rows].numpy()
+    ranks, cols = ranks_of_positives(scores, targets)
+    ranks[~np.isfinite(scores[np.nonzero(targets)[0], cols])] = np.iinfo(ranks.dtype).max  # unknown: a miss
+    return float((ranks < 10).mean()) if len(ranks) else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -129,18 +129,13 @@ SCORING = "product_attribute_scores+"  # dbt selector: the models that need a ch
 
 
 def has_champion() -> bool:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from ml.train import REGISTERED_MODEL
+    """Whether the registry holds a champion; a registry that cannot be read raises (training a
+    new model over an unreadable registry would hide the fault)."""
+    from ml.registry import champion_version
     from pinlanding.tracking import configure
 
     configure()
-    try:
-        MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, "champion")
-        return True
-    except MlflowException:
-        return False
+    return champion_version() is not None
 
 
 def cmd_train(args) -> int:
@@ -253,7 +248,7 @@ def cmd_predict(args) -> int:
             for product_id, attributes in zip(result["product_id"], result["attributes"]):
                 out.write(json.dumps({"product_id": product_id, "attributes": json.loads(attributes)}) + "\n")
                 written += 1
-    print(f"predict: {written} products scored with pinlanding-dual-encoder v{version} -> {args.out}")
+    print(f"predict: {written} products scored with {REGISTERED_MODEL} v{version} -> {args.out}")
     return 0
 
 
@@ -267,7 +262,7 @@ def cmd_vocabulary(args) -> int:
         for a in load_local(model_dir).vocabulary:
             out.write(json.dumps({"attribute_id": a["attribute_id"], "type": a["type"], "value": a["value"],
                                   "aliases": a.get("aliases", [])}) + "\n")
-    print(f"vocabulary of pinlanding-dual-encoder v{version} -> {args.out}")
+    print(f"vocabulary of {REGISTERED_MODEL} v{version} -> {args.out}")
     return 0
 
 

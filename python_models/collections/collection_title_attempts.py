@@ -39,6 +39,7 @@ def model(dbt, session):
     min_quality = int(dbt.config.get("min_title_quality"))
     min_chars = int(dbt.config.get("title_min_chars"))
     max_chars = int(dbt.config.get("title_max_chars"))
+    constrained = str(dbt.config.get("title_grammar")).strip().lower() in ("true", "1", "yes")
     from pyspark.sql import functions as F
 
     from ml.extractors import redact
@@ -56,7 +57,9 @@ def model(dbt, session):
         raise ValueError(f"llm_backend must be local, openai or none; got {backend!r}")
     exemplars = [(r.attributes, r.title) for r in dbt.ref("collection_title_exemplars").orderBy("attributes").collect()]
     model_name = MODEL_ALIAS if backend == "local" else openai_model
-    version = prompt_version(exemplars) + ("" if backend == "local" else "-chat")
+    # the grammar rides on llama.cpp's completion requests (local); chat backends go unconstrained
+    mode = "completion" if backend == "local" else "chat"
+    version = prompt_version(exemplars, mode, constrained and mode == "completion")
 
     aliases = dbt.ref("attribute_vocabulary").select("attribute_id", "aliases")
     wanted = (dbt.ref("int_collection_candidates").where("contradiction_reason is null")
@@ -84,10 +87,12 @@ def model(dbt, session):
             except LlamaServerError as exc:  # every collection gets the error, as with a dead endpoint
                 print(f"collection titles: {exc}")
             endpoint = LLMEndpoint(server.base_url, api_key="local", settings=settings, server=server)
-            writer = TitleWriter(server.base_url, model_name, exemplars, mode="completion", endpoint=endpoint)
+            writer = TitleWriter(server.base_url, model_name, exemplars, mode="completion", endpoint=endpoint,
+                                 constrained=constrained)
         else:
             endpoint = LLMEndpoint(None, settings=settings)  # OPENAI_BASE_URL / OPENAI_API_KEY
             writer = TitleWriter(None, model_name, exemplars, mode="chat", endpoint=endpoint)
+        assert writer.prompt_version == version, (writer.prompt_version, version)
         started = time.perf_counter()
         errors = 0
         for row in tqdm(todo, desc=f"collection titles ({backend})", unit="collection"):

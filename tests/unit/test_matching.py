@@ -13,8 +13,10 @@ from ml.evaluate import recall_at_k, reweight, tune_beta
 from ml.loss import MultiPositiveClipLoss, multi_positive_infonce
 from ml.model import DualEncoder, DualEncoderConfig
 
-TINY = DualEncoderConfig(embed_dim=16, image_size=16, patch_size=8, vision_width=32, vision_layers=1,
-                         vision_heads_width=32, head_hidden=32)
+TINY = DualEncoderConfig(embed_dim=16, vision_tower="vit", image_size=16, patch_size=8, vision_width=32,
+                         vision_layers=1, vision_heads_width=32, head_hidden=32, token_buckets=64, token_dim=8)
+TINY_RESNET = DualEncoderConfig(embed_dim=16, vision_tower="resnet", image_size=32, resnet_width=8,
+                                vision_heads_width=32, head_hidden=32, token_buckets=64, token_dim=8)
 
 
 def _unit(x):
@@ -103,17 +105,19 @@ def test_vision_weights_load_from_a_local_open_clip_checkpoint(tmp_path):
         DualEncoder(DualEncoderConfig(**{**TINY.to_dict(), "pretrained_vision": str(path)}))
 
 
-def _catalog(n_attr=4):
+def _catalog(n_attr=4, split="train", attribute_prefix="attr"):
     texts = ["navy blue cotton tee", "black leather belt", "red floral dress"]
     return D.Catalog(
-        product_ids=["1", "2", "3"], product_texts=texts, split=np.array(["train"] * 3),
+        product_ids=["1", "2", "3"], product_texts=texts, split=np.array([split] * 3),
         text=torch.from_numpy(D.text_features(texts)), images=torch.zeros(0, 3, 16, 16),
         image_index=np.array([-1, -1, -1]), targets=torch.eye(3, n_attr),
-        attribute_ids=[f"attr_{i}" for i in range(n_attr)], attribute_types=["colour"] * n_attr,
+        attribute_ids=[f"{attribute_prefix}_{i}" for i in range(n_attr)], attribute_types=["colour"] * n_attr,
         attribute_values=["navy blue", "black", "red", "green"][:n_attr],
         attribute_aliases=[["Navy Blue", "navy"], ["Black"], ["Red"], ["Green"]][:n_attr],
         attribute_text=torch.from_numpy(D.text_features([f"colour: {v}" for v in ["navy blue", "black", "red", "green"][:n_attr]])),
-        attribute_log_prior=torch.log(torch.full((n_attr,), 0.25)))
+        attribute_log_prior=torch.log(torch.full((n_attr,), 0.25)),
+        products=pd.DataFrame({"product_id": ["1", "2", "3"], "title": texts, "description": [None] * 3,
+                               "image_path": [None] * 3}))
 
 
 def test_pyfunc_round_trip_through_the_registry_and_champion_rule(tmp_path, monkeypatch):
@@ -145,3 +149,111 @@ def test_pyfunc_round_trip_through_the_registry_and_champion_rule(tmp_path, monk
     first = json.loads(out["attributes"][0])
     assert len(first) == 3 and set(first[0]) == {"attribute_id", "type", "value", "score"}
     assert first[0]["score"] >= first[1]["score"] >= first[2]["score"]
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY_RESNET], ids=["vit", "resnet"])
+def test_encode_product_fuses_only_the_rows_with_a_photo(cfg):
+    torch.manual_seed(0)
+    model = DualEncoder(cfg).eval()
+    texts = ["navy blue cotton tee", "black leather belt", "red floral dress"]
+    features = torch.from_numpy(D.text_features(texts))
+    tokens = model.tokenize(texts)
+    has = torch.tensor([True, False, True])
+    images = torch.randn(2, 3, cfg.image_size, cfg.image_size)
+    with torch.no_grad():
+        out = model.encode_product(features, images, has, tokens)
+        text = model.encode_product_text(features, tokens)
+        fused = model.encode_product(features[has], images, None, model.tokenize([texts[0], texts[2]]))
+    assert out.shape == (3, cfg.embed_dim)
+    assert torch.allclose(out[1], text[1])                      # no photo: the text embedding
+    assert torch.allclose(out[has], fused, atol=1e-6)           # photo: image and text fused
+    assert not torch.allclose(out[0], text[0])
+    assert torch.allclose(out.norm(dim=-1), torch.ones(3), atol=1e-5)
+    with pytest.raises(ValueError, match="2 rows with a photo but 1 images"):
+        model.encode_product(features, images[:1], has, tokens)
+
+
+def test_word_bag_hashing_is_stable_and_shared_by_both_towers():
+    ids, offsets = D_hashed(["Navy  navy TEE", "", "tee"])
+    assert offsets.tolist() == [0, 2, 2]                          # distinct words; an empty text is an empty bag
+    assert ids[:2].tolist() == sorted(ids[:2].tolist()) and ids[2] in ids[:2]
+    model = DualEncoder(TINY)
+    assert model.encode_product_text(torch.zeros(1, 384), model.tokenize(["navy"])).shape == (1, 16)
+    assert model.encode_attributes(torch.zeros(1, 384), model.tokenize(["colour navy"])).shape == (1, 16)
+
+
+def D_hashed(texts):
+    from ml.model import hashed_words
+
+    return hashed_words(texts, 1 << 20)
+
+
+def test_configs_saved_before_new_settings_still_load():
+    legacy = {k: v for k, v in TINY.to_dict().items() if k not in ("vision_tower", "token_buckets")}
+    cfg = DualEncoderConfig.from_dict(legacy)
+    assert cfg.vision_tower == "vit" and cfg.token_buckets == 0
+    DualEncoder(cfg)
+
+
+def test_augment_keeps_shape_and_colour():
+    torch.manual_seed(0)
+    images = torch.zeros(4, 3, 32, 32)
+    images[:, 0] = 1.0                                             # a flat red photo stays flat red
+    out = D.augment(images)
+    assert out.shape == images.shape and torch.allclose(out, images, atol=1e-5)
+    stripes = torch.zeros(8, 3, 32, 32)
+    stripes[..., :16] = 1.0
+    assert not torch.equal(D.augment(stripes), stripes)           # crops and flips change the view
+
+
+def test_champion_is_compared_on_the_candidate_validation_set(tmp_path, monkeypatch):
+    import mlflow
+
+    from ml.registry import REGISTERED_MODEL, champion_version
+    from ml.train import register_model
+
+    monkeypatch.setenv("PINLANDING_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from pinlanding.tracking import configure
+
+    configure()
+    torch.manual_seed(0)
+    model = DualEncoder(TINY)
+    old = _catalog(split="validation")
+    with mlflow.start_run():
+        register_model(mlflow, mlflow.active_run().info.run_id, model, old, 0.0, 0.99, tmp_path, 32)
+    assert str(champion_version().version) == "1"
+    # Same validation set, worse number: the tags compare and the champion stays.
+    with mlflow.start_run():
+        register_model(mlflow, mlflow.active_run().info.run_id, model, old, 0.0, 0.5, tmp_path, 32)
+    assert str(champion_version().version) == "1"
+    # A new vocabulary: 0.3 is below the champion's own 0.99, but that 0.99 was measured on other
+    # attributes. Re-scored on this set the champion knows none of them (R@10 0), so 0.3 wins.
+    new = _catalog(split="validation", attribute_prefix="renamed")
+    with mlflow.start_run():
+        register_model(mlflow, mlflow.active_run().info.run_id, model, new, 0.0, 0.3, tmp_path, 32)
+    client = mlflow.MlflowClient()
+    assert str(champion_version().version) == "3"
+    assert float(client.get_model_version(REGISTERED_MODEL, "3").tags["champion_recall_at_10_same_split"]) == 0.0
+    # Same vocabulary as the old champion again (v1's set): v1 is re-scored, not trusted by tag.
+    with mlflow.start_run():
+        register_model(mlflow, mlflow.active_run().info.run_id, model, _catalog(split="validation", n_attr=3),
+                       0.0, 0.2, tmp_path, 32)
+    assert float(client.get_model_version(REGISTERED_MODEL, "4").tags["champion_recall_at_10_same_split"]) == 0.0
+
+
+def test_an_unreadable_registry_is_an_error_not_no_champion(tmp_path, monkeypatch):
+    import mlflow
+
+    from ml.registry import champion_version
+
+    broken = tmp_path / "mlflow.db"
+    broken.write_bytes(b"this is not a sqlite database" * 100)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{broken}")
+    mlflow.set_tracking_uri(f"sqlite:///{broken}")
+    with pytest.raises(Exception):
+        champion_version()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    mlflow.set_tracking_uri(f"sqlite:///{empty / 'mlflow.db'}")
+    assert champion_version() is None                              # a readable registry without the model

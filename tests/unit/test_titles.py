@@ -77,3 +77,54 @@ def test_writer_accepts_a_real_gemma_title_and_logs_every_attempt(llama_server):
                             max_attempts=2, max_chars=5, similarity=None)
     assert not rejected.accepted and len(rejected.attempts) == 2
     assert all("longer than 5 characters" in a["reasons"] for a in rejected.attempts)
+
+
+def test_title_forms_inflect_the_noun_only_and_drop_unwritable_values():
+    from ml.titles import title_forms
+
+    assert title_forms(Attribute("article_type", "Dress")) == ["Dress", "Dresses"]
+    assert "T-Shirts" in title_forms(MEN_BLUE_TSHIRTS[0]) and "T-Shirt" in title_forms(MEN_BLUE_TSHIRTS[0])
+    assert title_forms(Attribute("colour", "Brown")) == ["Brown"]          # no "Browns"
+    assert "Men's" in title_forms(Attribute("gender", "Men"))
+    assert title_forms(Attribute("gender", "Unisex")) == ["Unisex"]        # no "Unisex's"
+    assert title_forms(Attribute("colour", 'Say "hi" <b>')) == []          # markup never enters a grammar
+    for attribute in MEN_BLUE_TSHIRTS:
+        assert all(expressed(attribute, form) for form in title_forms(attribute))
+
+
+def test_title_grammar_holds_every_phrase_and_parses_in_llama_cpp():
+    import llama_cpp
+
+    from ml.titles import title_grammar
+
+    attributes = [Attribute("article_type", "Kurtas"), Attribute("gender", "Women"),
+                  Attribute("sleeve", "Three-Quarter Sleeves"), Attribute("colour", "Navy Blue"),
+                  Attribute("pattern", "Printed")]
+    grammar = title_grammar(attributes)
+    root = grammar.splitlines()[0]
+    assert root == 'root ::= " "? a1 " " pre " " a0 post'                # gender, modifiers, noun, "with ..."
+    assert 'pre ::= a3 " " a4 | a4 " " a3' in grammar                     # modifiers in either order
+    assert 'join ::= " " ("with" | "and" | "in") " "' in grammar
+    assert "[A-Z]" not in grammar                                         # no free words: nothing to hallucinate
+    llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
+    assert title_grammar([Attribute("colour", "<b>")]) is None            # unwritable: unconstrained + validation
+
+
+def test_constrained_writer_keeps_every_attribute_a_free_model_drops(llama_server):
+    from ml.llm_server import MODEL_ALIAS
+
+    exemplars = EXEMPLARS + [("article_type=Kurtas|gender=Women|pattern=Printed", "Women's Printed Kurtas")]
+    combos = [[Attribute("article_type", "Jeans"), Attribute("fit", "Slim Fit"), Attribute("gender", "Men")],
+              [Attribute("article_type", "Handbags"), Attribute("colour", "Brown"), Attribute("material", "Leather")],
+              [Attribute("article_type", "Casual Shoes"), Attribute("gender", "Women"), Attribute("season", "Summer")]]
+    free = TitleWriter(llama_server.base_url, MODEL_ALIAS, exemplars, api_key="local", server=llama_server)
+    constrained = TitleWriter(llama_server.base_url, MODEL_ALIAS, exemplars, api_key="local", server=llama_server,
+                              constrained=True)
+    assert constrained.prompt_version != free.prompt_version              # cached free titles are not reused
+    dropped = 0
+    for attributes in combos:
+        result = constrained.write(attributes, max_attempts=1, similarity=None)
+        assert result.accepted, result.attempts
+        assert all(expressed(a, result.title) for a in attributes)
+        dropped += not free.write(attributes, max_attempts=1, similarity=None).accepted
+    assert dropped >= 1  # the unconstrained base model drops an attribute here (why the grammar exists)
