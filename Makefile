@@ -58,8 +58,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml adapters/dbt-spark-session/
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-run: setup  ## the whole pipeline on the default catalog (ingest -> dbt build -> checks -> MLflow)
-	$(BIN)/pinlanding run
+run: setup  ## the whole pipeline on the default catalog (ingest -> dbt build -> checks -> MLflow); VARS='{min_products: 30}' overrides dbt vars
+	$(BIN)/pinlanding run $(if $(VARS),--vars "$(VARS)")
 
 warehouse: setup  ## start the shared warehouse: a Spark Connect server on 127.0.0.1:$$PINLANDING_CONNECT_PORT (15002); then PINLANDING_TARGET=connect
 	$(BIN)/python -m pinlanding.connect_server start
@@ -71,13 +71,13 @@ warehouse-status:  ## is the shared warehouse server running and accepting?
 	$(BIN)/python -m pinlanding.connect_server status
 
 train: setup  ## train the dual encoder on the warehouse, register it, move `champion` if better (CONFIG=...)
-	$(BIN)/python -m ml.train --config $(or $(CONFIG),ml/configs/default.yaml)
+	$(BIN)/pinlanding train --train-config $(or $(CONFIG),ml/configs/default.yaml)
 
 test: setup  ## all tests (unit, integration on real Spark/dbt/GX/MLflow, browser tests in headless Chromium)
 	$(BIN)/python -m pytest tests
 
-test-unit: setup  ## fast tests only
-	$(BIN)/python -m pytest tests -m "not integration"
+test-unit: setup  ## tests/unit only, without the integration-marked ones (minutes: a local Spark and the llama.cpp server still start)
+	$(BIN)/python -m pytest tests/unit -m "not integration"
 
 bench: setup  ## ingest + stage the full catalog in a scratch data dir; prints wall time, rows/s, peak RSS
 	$(BIN)/python benchmarks/bench_ingest_stage.py
@@ -112,8 +112,10 @@ bench-publish: setup  ## pages/s and sitemap time for the warehouse's collection
 bench-scale: setup  ## whole pipeline at growing synthetic catalog sizes (N=43441,250000,1000000): per-stage s, rows/s, peak RSS, growth, 1%-changed day
 	$(BIN)/python benchmarks/bench_scale.py $(if $(N),--sizes $(N))
 
-lock:  ## re-resolve requirements.in into requirements.lock (needs a working .venv)
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(pinlanding|dbt-spark-session)[= ]' > requirements.lock
+# uv resolves requirements.in for Linux x86-64 / Python 3.11 (CI and the dev machine), keeping the
+# current pins where they still satisfy it (pass UPGRADE=--upgrade to move everything).
+lock:  ## re-resolve requirements.in into requirements.lock with uv (a real resolver, not pip freeze)
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock $(UPGRADE)
 
 clean:  ## remove the data directory and dbt output (the warehouse, metastore, MLflow store)
 	rm -rf "$(PINLANDING_DATA_DIR)" target logs

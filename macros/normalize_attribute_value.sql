@@ -3,6 +3,8 @@
   hyphens and slashes -> space, whitespace collapsed, and the last word singularised
   ("Short Sleeves" -> "short sleeve", "Tshirts" -> "tshirt", "Dresses" -> "dress").
   Display text is chosen later from the raw values, so the key may be ungrammatical.
+  singularize_last_word is the project's one plural rule; ml/text.py `singularize` is the same
+  rule for Python (titles, extraction grounding), pinned by tests/unit/test_titles.py.
 -#}
 {% macro normalize_attribute_value(column) -%}
     {%- set cleaned -%}

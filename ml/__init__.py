@@ -1,5 +1,7 @@
-"""Importable ML code and training jobs (dual encoder, attribute extraction, title generation).
+"""The ML library: dual encoder (model, loss, data, train, evaluate, pyfunc, registry), attribute
+extraction (extractors, llm_client, llm_server) and collection titles (titles).
 
-The platform stage ships no model yet; later stages add their modules here and register what they
-train in MLflow (`pinlanding/tracking.py` configures the store).
+A library in open_clip's sense: it never imports the pipeline (`pinlanding/`); callers pass paths,
+Spark sessions and the MLflow experiment in. The pipeline's CLI (`pinlanding train`) and dbt Python
+models are its entry points.
 """

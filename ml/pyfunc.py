@@ -57,8 +57,11 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
             return self.model.encode_product(features, images, has, self.model.tokenize(texts)).numpy()
 
     def scores(self, frame: pd.DataFrame, image_only: bool = False) -> np.ndarray:
+        """(products, vocabulary) scores as served: cosine plus the frequency prior (ml/evaluate.py)."""
+        from ml.evaluate import reweight
+
         cosine = self.embed_products(frame, image_only) @ self.attribute_embeddings.numpy().T
-        return cosine + self.beta * self.log_prior[None, :]
+        return reweight(cosine, self.log_prior, self.beta)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         params = params or {}
@@ -143,6 +146,6 @@ def resolve_champion(name: str = REGISTERED_MODEL, alias: str = CHAMPION_ALIAS) 
     version = champion_version(name=name, alias=alias)
     if version is None:
         raise RuntimeError(f"no '{alias}' version of {name} in the MLflow registry: train one first "
-                           "(`.venv/bin/python -m ml.train`, or `make run`, which trains when none exists)")
+                           "(`make train`, or `make run`, which trains when none exists)")
     local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}")
     return str(version.version), local

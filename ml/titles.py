@@ -18,6 +18,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from ml.text import singularize
+
 PROMPT_TEMPLATE_VERSION = "titles-v1"
 HEADER = "Shopping page titles written by a merchandiser from product attributes.\n\n"
 
@@ -90,11 +92,7 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text)
 
 
-def _stem(token: str) -> str:
-    for suffix in ("ies", "es", "s"):
-        if token.endswith(suffix) and len(token) > len(suffix) + 2:
-            return token[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return token
+_stem = singularize  # titles compare words by their singular (ml/text.py, the same rule as SQL)
 
 
 def _forms(attribute: Attribute) -> list[list[str]]:

@@ -1,6 +1,10 @@
 """Train the dual encoder, evaluate it against the baselines, and register it in MLflow.
 
-    .venv/bin/python -m ml.train --config ml/configs/default.yaml [--epochs N] [--resume CKPT]
+    make train CONFIG=ml/configs/default.yaml
+    .venv/bin/pinlanding train --train-config ml/configs/default.yaml [--epochs N] [--resume CKPT]
+
+(the entry point is the pipeline's CLI, which owns the warehouse session and the MLflow store; this
+module is the library it calls: `train(cfg, spark, schema, workdir, experiment_id)`).
 
 Logs params, per-epoch loss, Recall@1/5/10 (overall and per attribute type) for image+text,
 image-only and text-only, the frequency-reweighting ablation and the BM25 / MiniLM zero-shot
@@ -12,9 +16,7 @@ differ); a registry that cannot be read is an error, never a promotion.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -209,9 +211,11 @@ def save_checkpoint(path: Path, model, optimizer, epoch: int, cfg: TrainConfig) 
                 "config": cfg.flat()}, path)
 
 
-def train(cfg: TrainConfig, spark, schema: str, workdir: Path, resume: Path | None = None,
+def train(cfg: TrainConfig, spark, schema: str, workdir: Path, experiment_id: str, resume: Path | None = None,
           register: bool = True, release_warehouse: bool = False) -> dict:
-    from pinlanding.tracking import configure, get_or_create_experiment
+    """Train, evaluate and (optionally) register. The caller points mlflow at its tracking store and
+    passes the experiment: this library never reaches into the pipeline's settings."""
+    import mlflow
 
     started = time.perf_counter()
     seed_everything(cfg.seed)
@@ -227,8 +231,6 @@ def train(cfg: TrainConfig, spark, schema: str, workdir: Path, resume: Path | No
         optimizer.load_state_dict(state["optimizer"])
         first_epoch = state["epoch"] + 1
 
-    mlflow = configure()
-    experiment_id = get_or_create_experiment(EXPERIMENT)
     rng = np.random.default_rng(cfg.seed)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(cfg.flat())
@@ -377,26 +379,3 @@ def champion_recall_on(catalog: D.Catalog, champion_version_id: str, feature_cac
     ranks, cols = ranks_of_positives(scores, targets)
     ranks[~np.isfinite(scores[np.nonzero(targets)[0], cols])] = np.iinfo(ranks.dtype).max  # unknown: a miss
     return float((ranks < 10).mean()) if len(ranks) else float("nan")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train and register the PinLanding dual encoder.")
-    parser.add_argument("--config", default=str(Path(__file__).parent / "configs" / "default.yaml"))
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--max-products", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--resume", type=Path, help="checkpoint to resume from")
-    parser.add_argument("--no-register", action="store_true")
-    args = parser.parse_args(argv)
-    from pinlanding import settings
-    from pinlanding.warehouse import spark_session
-
-    cfg = TrainConfig.from_yaml(args.config, epochs=args.epochs, max_products=args.max_products, seed=args.seed)
-    result = train(cfg, spark_session(), settings.target_schema(), settings.data_dir() / "training",
-                   resume=args.resume, register=not args.no_register, release_warehouse=True)
-    print(json.dumps({k: result[k] for k in ("run_id", "beta", "version", "seconds")}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

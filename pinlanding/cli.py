@@ -139,11 +139,19 @@ def has_champion() -> bool:
 
 
 def cmd_train(args) -> int:
-    from ml.train import TrainConfig, train
+    from ml.registry import REGISTERED_MODEL
+    from ml.train import EXPERIMENT, TrainConfig, train
+    from pinlanding.tracking import get_or_create_experiment
 
-    cfg = TrainConfig.from_yaml(args.train_config, epochs=getattr(args, "epochs", None))
-    result = train(cfg, _spark(args), settings.target_schema(), settings.data_dir() / "training")
-    print(f"trained run {result['run_id']} in {result['seconds']:.0f}s; registered version {result['version']}")
+    cfg = TrainConfig.from_yaml(args.train_config, epochs=getattr(args, "epochs", None),
+                                max_products=getattr(args, "max_products", None), seed=getattr(args, "seed", None))
+    result = train(cfg, _spark(args), settings.target_schema(), settings.data_dir() / "training",
+                   experiment_id=get_or_create_experiment(EXPERIMENT), resume=getattr(args, "resume", None),
+                   register=not getattr(args, "no_register", False),
+                   # `pinlanding train` alone frees the embedded metastore while it trains; `run` scores next
+                   release_warehouse=args.func is cmd_train)
+    print(f"trained run {result['run_id']} in {result['seconds']:.0f}s; "
+          f"registered {REGISTERED_MODEL} version {result['version']}")
     return 0
 
 
@@ -158,6 +166,9 @@ def cmd_run(args) -> int:
         return cmd_train(args)
 
     steps = [("ingest", lambda: cmd_ingest(args)),
+             # the feed's age (models/staging/_catalog__sources.yml): warns after 7 days, stops after 30
+             ("feed freshness", lambda: 0 if dbt_invoke(["source", "freshness", "--select", "source:catalog.raw_products"],
+                                                        args.target, args.vars) else 1),
              ("dbt build (catalog, attributes)",
               lambda: 0 if dbt_invoke(["build", "--exclude", SCORING], args.target, args.vars) else 1),
              ("dual encoder", train_if_needed),
@@ -219,6 +230,7 @@ def cmd_predict(args) -> int:
     from tqdm import tqdm
 
     from ml.pyfunc import load_local, resolve_champion
+    from ml.registry import REGISTERED_MODEL
     from pinlanding.images import check_image
     from pinlanding.ingest import read_feed
     from pinlanding.tracking import configure
@@ -254,6 +266,7 @@ def cmd_predict(args) -> int:
 
 def cmd_vocabulary(args) -> int:
     from ml.pyfunc import load_local, resolve_champion
+    from ml.registry import REGISTERED_MODEL
     from pinlanding.tracking import configure
 
     configure()
@@ -312,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the dual encoder on the warehouse and register it in MLflow")
     p.add_argument("--train-config", default=default_train_config)
     p.add_argument("--epochs", type=int)
+    p.add_argument("--max-products", type=int, help="train on a deterministic subset of this many products")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", type=Path, help="checkpoint to resume from (data/training/checkpoints/<run>/epoch_NNN.pt)")
+    p.add_argument("--no-register", action="store_true", help="train and evaluate only")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="score a feed outside dbt with the champion model")

@@ -36,6 +36,9 @@ REJECT_REASONS = (
 
 @dataclass(frozen=True)
 class ImageLimits:
+    """Defaults equal the dbt vars max_image_bytes, max_image_pixels, min_image_side and
+    allowed_image_formats (pinned by tests/unit/test_images.py); stg_product_images passes the vars.
+    Literals, not a dbt_project.yml read: executors on a cluster import this without the project."""
     max_bytes: int = 20_000_000
     max_pixels: int = 40_000_000
     min_side: int = 16

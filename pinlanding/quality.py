@@ -10,18 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pinlanding.settings import project_var
+
 SUITE = "staged_catalog"
 CHECKPOINT = "staged_catalog"
 
-ACCEPTED_GENDERS = ["Men", "Women", "Boys", "Girls", "Unisex"]
-ACCEPTED_MASTER_CATEGORIES = [
-    "Apparel", "Accessories", "Footwear", "Personal Care", "Free Items", "Sporting Goods", "Home",
-]
+# The dbt vars the staging tests use: one definition, in dbt_project.yml.
+ACCEPTED_GENDERS = list(project_var("accepted_genders"))
+ACCEPTED_MASTER_CATEGORIES = list(project_var("accepted_master_categories"))
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    max_price: float = 10_000_000
+    max_price: float = float(project_var("max_price"))
     min_image_valid_rate: float = 0.99
     max_quarantine_rate: float = 0.05
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -36,3 +37,19 @@ def pin_environment() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.environ["PINLANDING_DATA_DIR"] = str(path)
     return path
+
+
+@lru_cache(maxsize=1)
+def _project_vars() -> dict:
+    import yaml
+
+    return yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+
+
+def project_var(name: str):
+    """A dbt var's value as dbt_project.yml declares it: thresholds and accepted values live there
+    once, and Python code outside dbt (the GX checkpoint, image checks' defaults) reads them here."""
+    try:
+        return _project_vars()[name]
+    except KeyError:
+        raise KeyError(f"dbt var {name!r} is not declared in dbt_project.yml") from None

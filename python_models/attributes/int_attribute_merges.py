@@ -13,9 +13,8 @@ def model(dbt, session):
     from ml.dedup import greedy_merge
     from ml.embeddings import embed
 
-    candidates = dbt.ref("int_attribute_candidates")
-    dropped = dbt.ref("attribute_long_tail").select("attribute_type", "value_key")
-    kept = candidates.join(dropped, ["attribute_type", "value_key"], "left_anti").toPandas()
+    # the candidates the frequency filter and blocklist kept (an int_ model: no edge back from a mart)
+    kept = dbt.ref("int_attribute_filtered").where("drop_reason is null").drop("drop_reason").toPandas()
 
     rows = []
     for attribute_type, group in kept.groupby("attribute_type", sort=True):

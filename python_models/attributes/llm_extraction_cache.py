@@ -45,6 +45,7 @@ def model(dbt, session):
     from ml.extractors import LocalLLMExtractor, OpenAIExtractor, Product, redact
     from ml.llm_client import EmptyAnswerError, LLMEndpoint, LLMSettings
     from ml.llm_server import MODEL_ALIAS, LlamaServer, LlamaServerError
+    from pinlanding.settings import data_dir
 
     settings = LLMSettings.from_env(timeout=dbt.config.get("llm_timeout_s"),
                                     max_retries=dbt.config.get("llm_max_retries"),
@@ -71,7 +72,7 @@ def model(dbt, session):
     from tqdm import tqdm
 
     rows = []
-    server = LlamaServer() if backend == "local" else None
+    server = LlamaServer(data_dir()) if backend == "local" else None
     started_run = time.perf_counter()
     try:
         if server is not None:

@@ -45,6 +45,7 @@ def model(dbt, session):
     from ml.extractors import redact
     from ml.llm_client import LLMEndpoint, LLMSettings
     from ml.llm_server import MODEL_ALIAS, LlamaServer, LlamaServerError
+    from pinlanding.settings import data_dir
     from ml.titles import Attribute, TitleWriter, prompt_version
 
     settings = LLMSettings.from_env(timeout=dbt.config.get("llm_timeout_s"),
@@ -79,7 +80,7 @@ def model(dbt, session):
 
     rows = []
     now = lambda: datetime.now(timezone.utc).replace(tzinfo=None)  # noqa: E731
-    server = LlamaServer() if backend == "local" else None
+    server = LlamaServer(data_dir()) if backend == "local" else None
     try:
         if server is not None:
             try:

@@ -34,11 +34,10 @@ def score_partition(batches, packed_model, version, vocab, top_k, feature_cache,
     # MiniLM features computed at training time are reused where this worker can see them;
     # elsewhere they are computed (the text tower is in every worker's environment).
     model.feature_cache = Path(feature_cache) if feature_cache and Path(feature_cache).is_dir() else None
-    embeddings, bias = vocab["embeddings"], vocab["bias"]
     for frame in batches:
         for start in range(0, len(frame), batch_size):
             chunk = frame.iloc[start:start + batch_size].reset_index(drop=True)
-            scores = model.embed_products(chunk) @ embeddings.T + bias[None, :]
+            scores = model.scores(chunk)  # the served score (ml/pyfunc.py), the same as evaluation's
             top = np.argsort(-scores, axis=1)[:, :top_k]
             rows = [(chunk.product_id[i], chunk.content_hash[i], version, vocab["ids"][j], vocab["types"][j],
                      vocab["values"][j], float(scores[i, j]), r + 1, scored_at)
@@ -59,8 +58,6 @@ def model(dbt, session):
     version, model_dir = resolve_champion()
     champion = load_local(model_dir)
     vocab = {
-        "embeddings": champion.attribute_embeddings.numpy(),
-        "bias": (champion.beta * champion.log_prior).astype(np.float32),
         "ids": [a["attribute_id"] for a in champion.vocabulary],
         "types": [a["type"] for a in champion.vocabulary],
         "values": [a["value"] for a in champion.vocabulary],

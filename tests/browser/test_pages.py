@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pinlanding import publish
+from pinlanding.publish import pages as publish_pages
 from pinlanding.publish import publish_site, write_sitemaps
 from tests.browser.conftest import HOSTILE_BRAND, HOSTILE_TITLE, PAGE_SIZE
 
@@ -347,7 +347,7 @@ def test_incremental_publish_rewrites_only_changed_pages(landing_marts, tmp_path
     assert third["pages_written"] == len(rewritten) and third["pages_removed"] == len(gone_pages)
 
     # A template/renderer change rewrites everything.
-    monkeypatch.setattr(publish, "RENDER_VERSION", "test-bump")
+    monkeypatch.setattr(publish_pages, "RENDER_VERSION", "test-bump")
     fourth = publish_site(marts, out_dir, base, PAGE_SIZE)
     assert fourth["pages_written"] == fourth["pages_total"]
 

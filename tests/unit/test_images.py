@@ -106,3 +106,13 @@ def test_real_catalog_photo_is_valid(real_catalog):
     check = check_image(real_catalog, f"images/{first.name}")
     assert check.status == "valid", check
     assert (check.width, check.height, check.image_format) == (224, 224, "JPEG")  # as the catalog README says
+
+
+def test_default_limits_are_the_dbt_vars():
+    from pinlanding.settings import project_var
+
+    limits = ImageLimits()
+    assert limits.max_bytes == project_var("max_image_bytes")
+    assert limits.max_pixels == project_var("max_image_pixels")
+    assert limits.min_side == project_var("min_image_side")
+    assert list(limits.allowed_formats) == project_var("allowed_image_formats")

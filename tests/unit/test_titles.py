@@ -12,8 +12,9 @@ MEN_BLUE_TSHIRTS = [Attribute("article_type", "Tshirts", ("t-shirt", "tshirts"))
 @pytest.fixture(scope="module")
 def llama_server():
     from ml.llm_server import LlamaServer
+    from pinlanding.settings import data_dir
 
-    with LlamaServer() as server:
+    with LlamaServer(data_dir()) as server:
         yield server
 
 
@@ -128,3 +129,23 @@ def test_constrained_writer_keeps_every_attribute_a_free_model_drops(llama_serve
         assert all(expressed(a, result.title) for a in attributes)
         dropped += not free.write(attributes, max_attempts=1, similarity=None).accepted
     assert dropped >= 1  # the unconstrained base model drops an attribute here (why the grammar exists)
+
+
+WORDS = ["dresses", "dress", "shoes", "accessories", "watches", "boxes", "tshirts", "jeans", "sleeves",
+         "glasses", "bus", "kurtas", "flip flops", "lace-ups", "series", "toys", "ties", "boots", "chinos", "s", ""]
+
+
+def test_singular_rule_is_the_sql_macro(spark):
+    """One plural rule: ml.text.singularize must equal the dbt macro on the same words."""
+    from pathlib import Path
+
+    import jinja2
+
+    from ml.text import singularize
+
+    macros = (Path(__file__).resolve().parents[2] / "macros" / "normalize_attribute_value.sql").read_text()
+    module = jinja2.Environment(extensions=["jinja2.ext.do"]).from_string(macros).module
+    expr = str(module.singularize_last_word("w"))
+    rows = spark.createDataFrame([(w,) for w in WORDS], "w string").selectExpr("w", f"{expr} as s").collect()
+    assert {r.w: r.s for r in rows} == {w: singularize(w) for w in WORDS}
+    assert singularize("shoes") == "shoe" and singularize("dresses") == "dress" and singularize("dress") == "dress"
