@@ -4,7 +4,12 @@
 
 Prints
 - precision@10 against merchant data: this pipeline's feeds vs a BM25 search of each title over
-  product text (the search-log stand-in), from the collection_precision model;
+  product text (the search-log stand-in), from the collection_precision model; the same feeds
+  restricted to the dual encoder's test-split products (never trained on: the honest number), the
+  feeds as ordered before variants and brand diversity, and both by arity and anchor type;
+- feeds a shopper scrolls: distinct products (variant groups) and brands on the first page
+  (--page-size, 48) before vs after collapsing near-identical products and diversifying by brand;
+- titles shared by two collections: kept by the broader, renamed, or held back (title_resolution);
 - coverage: published collections vs the facet-only baseline (gender x article type x colour pages
   with the same min_products), from collection_facet_baseline;
 - title throughput of the latest title run (collection_title_attempts);
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -59,6 +65,7 @@ def naive_matches(spark, schema: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--page-size", type=int, default=48, help="cards on a landing page's first page")
     args = parser.parse_args()
 
     from pinlanding import cli, settings
@@ -73,8 +80,40 @@ def main() -> int:
     schema = settings.target_schema()
     one = lambda q: spark.sql(q).collect()[0]  # noqa: E731
 
-    precision = one(f"select count(*) as n, avg(pipeline_precision) as pipeline, avg(bm25_precision) as bm25 "
+    precision = one(f"select count(*) as n, avg(pipeline_precision) as pipeline, avg(bm25_precision) as bm25, "
+                    f"count(unseen_precision) as n_unseen, avg(unseen_precision) as unseen, "
+                    f"avg(unseen_products) as unseen_products, avg(legacy_precision) as legacy "
                     f"from {schema}.collection_precision")
+    breakdown = [r.asDict() for r in spark.sql(f"""
+        select breakdown, value, count(*) as collections, avg(pipeline_precision) as pipeline,
+               count(unseen_precision) as unseen_collections, avg(unseen_precision) as unseen,
+               avg(bm25_precision) as bm25
+        from (select 'arity' as breakdown, cast(n_attributes as string) as value, * from {schema}.collection_precision
+              union all
+              select 'anchor_type', anchor_attribute_type, * from {schema}.collection_precision)
+        group by breakdown, value order by breakdown, value""").collect()]
+    page = args.page_size
+    first_page = one(f"""
+        with published as (select collection_id from {schema}.collections where status = 'published'),
+        before as (select v.collection_id, count(*) as rows_, count(distinct v.variant_group) as products,
+                          count(distinct lower(trim(v.brand))) as brands
+                   from {schema}.int_collection_feed_variants as v join published using (collection_id)
+                   where v.legacy_position <= {page} group by v.collection_id),
+        after as (select f.collection_id, count(distinct f.product_id) as products,
+                         count(distinct lower(trim(f.brand))) as brands,
+                         sum(f.variant_count) as products_with_variants
+                  from {schema}.collection_feeds as f join published using (collection_id)
+                  where f.position <= {page} group by f.collection_id)
+        select count(*) as collections, avg(b.rows_) as before_cards, avg(b.products) as before_products,
+               avg(a.products) as after_products, avg(b.brands) as before_brands, avg(a.brands) as after_brands,
+               avg(a.products_with_variants) as after_products_with_variants,
+               avg(case when b.products < b.rows_ then 1.0 else 0.0 end) as before_share_with_repeats
+        from before as b join after as a using (collection_id)""")
+    variants = one(f"select count(*) as cards, sum(variant_count - 1) as folded, "
+                   f"count_if(variant_count > 1) as cards_with_variants from {schema}.collection_feeds")
+    title_resolution = {r.title_resolution: r.n for r in spark.sql(
+        f"select coalesce(title_resolution, 'none') as title_resolution, count(*) as n "
+        f"from {schema}.collections group by 1").collect()}
     status = {r.status: r.n for r in spark.sql(
         f"select status, count(*) as n from {schema}.collections group by status").collect()}
     facets = one(f"select count_if(is_full_facet) as full_facet, count(*) as all_subsets "
@@ -92,7 +131,8 @@ def main() -> int:
                sum(latency_s) as llm_seconds
         from latest""")
 
-    compiled = next((PROJECT_DIR / "target" / "compiled").rglob("int_collection_feed_matches.sql")).read_text()
+    target = Path(os.environ.get("DBT_TARGET_PATH") or PROJECT_DIR / "target")  # where dbt compiled it
+    compiled = next((target / "compiled").rglob("int_collection_feed_matches.sql")).read_text()
     optimized = spark.sql(compiled)
     naive = naive_matches(spark, schema)
     n_optimized, n_naive = optimized.count(), naive.count()
@@ -103,7 +143,13 @@ def main() -> int:
 
     published = status.get("published", 0)
     result = {
-        "precision_at_10": {"collections": precision.n, "pipeline": precision.pipeline, "bm25_baseline": precision.bm25},
+        "precision_at_10": {"collections": precision.n, "pipeline": precision.pipeline, "bm25_baseline": precision.bm25,
+                            "unseen_collections": precision.n_unseen, "pipeline_unseen": precision.unseen,
+                            "unseen_products_per_collection": precision.unseen_products,
+                            "pipeline_before_feed_diversity": precision.legacy, "breakdown": breakdown},
+        "first_page": {"page_size": page, **first_page.asDict()},
+        "variants": variants.asDict(),
+        "title_resolution": title_resolution,
         "collections": status,
         "facet_baseline": {"gender_x_article_type_x_colour": facets.full_facet, "all_facet_subsets": facets.all_subsets},
         "coverage_ratio": published / facets.full_facet if facets.full_facet else None,
@@ -118,6 +164,23 @@ def main() -> int:
     print(f"precision@10 (merchant data as truth, {precision.n} published collections):")
     print(f"  pipeline feeds          {precision.pipeline:.3f}")
     print(f"  BM25 title search       {precision.bm25:.3f}")
+    fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"  pipeline, unseen only   {fmt(precision.unseen)}  (the feed's first 10 test-split products; "
+          f"{precision.n_unseen} collections have any, {precision.unseen_products or 0:.1f} judged on average)")
+    print(f"  pipeline, feed before variants + brand diversity {fmt(precision.legacy)}")
+    print("  by          value          collections  pipeline  unseen (n)      bm25")
+    for r in breakdown:
+        print(f"  {r['breakdown']:<11} {r['value'] or '-':<14} {r['collections']:>11}  {fmt(r['pipeline'])}     "
+              f"{fmt(r['unseen'])} ({r['unseen_collections']:>3})  {fmt(r['bm25'])}")
+    if first_page.collections:
+        print(f"first page ({page} cards), mean over {first_page.collections} published collections:")
+        print(f"  distinct products  before {first_page.before_products:.1f} (of {first_page.before_cards:.1f} rows)"
+              f"  after {first_page.after_products:.1f} (+ variants: {first_page.after_products_with_variants:.1f}"
+              f" products on the page)")
+        print(f"  distinct brands    before {first_page.before_brands:.1f}  after {first_page.after_brands:.1f}")
+    print(f"variants: {variants.folded or 0} products folded into {variants.cards_with_variants} of "
+          f"{variants.cards} cards")
+    print(f"titles: {title_resolution}")
     print(f"collections: {status}")
     print(f"coverage: {published} published vs {facets.full_facet} facet pages (gender x article type x colour) "
           f"= {result['coverage_ratio']:.2f}x; vs {facets.all_subsets} pages from every facet subset "

@@ -6,7 +6,17 @@
 --   product_coverage_by_attribute_type   share of products in a published collection using the type
 --   product_coverage                     share of products in at least one published collection
 --   collection_size_p50 / _mean, mean_feed_score, feed_partial_share
---   precision_at_10                      pipeline vs bm25_baseline (merchant data as truth)
+--   precision_at_10                      pipeline (the feed) vs bm25_baseline (merchant data as truth);
+--                                        pipeline_unseen: the feed's first 10 test-split products
+--                                        (model_split macro), the only ones the model never trained on;
+--                                        pipeline_before_feed_diversity: the feed before variants/diversity
+--   precision_at_10_collections          collections each precision averages over (pipeline, pipeline_unseen)
+--   precision_at_10_by_arity / _unseen_by_arity              by number of attributes (1, 2, 3)
+--   precision_at_10_by_anchor_type / _unseen_by_anchor_type  by anchor type (article_type, style, category)
+--   feed_first_page_distinct_products    mean distinct products (variant groups) on a published feed's
+--                                        first page (var feed_page_size, 48), before / after variants
+--   feed_first_page_distinct_brands      mean distinct brands on that page, before / after
+--   feed_variants_collapsed              products folded into another card as its variants (published feeds)
 --   facet_baseline_collections, coverage_vs_facet_baseline (vs full facet triples; vs all subsets)
 --   vocabulary_active                    active attributes after curation
 
@@ -33,6 +43,41 @@ feeds as (
 n_products as (
 
     select count(*) as n from {{ ref('int_products') }}
+
+),
+
+precision as (
+
+    select *,
+        nanvl(pipeline_precision, cast(null as double)) as p_all,
+        nanvl(unseen_precision, cast(null as double)) as p_unseen,
+        nanvl(legacy_precision, cast(null as double)) as p_legacy
+    from {{ ref('collection_precision') }}
+
+),
+
+{%- set page = var('feed_page_size', 48) %}
+
+first_page_before as (
+
+    select v.collection_id,
+        count(distinct v.variant_group) as products,
+        count(distinct lower(trim(v.brand))) as brands
+    from {{ ref('int_collection_feed_variants') }} as v
+    inner join published as p on v.collection_id = p.collection_id
+    where v.legacy_position <= {{ page }}
+    group by v.collection_id
+
+),
+
+first_page_after as (
+
+    select collection_id,
+        count(distinct product_id) as products,
+        count(distinct lower(trim(brand))) as brands
+    from feeds
+    where position <= {{ page }}
+    group by collection_id
 
 ),
 
@@ -85,9 +130,39 @@ metrics as (
     select 'feed_partial_share', 'all', avg(case when match_type = 'partial' then 1.0 else 0.0 end) from feeds
 
     union all
-    select 'precision_at_10', 'pipeline', avg(pipeline_precision) from {{ ref('collection_precision') }}
+    select 'precision_at_10', 'pipeline', avg(p_all) from precision
     union all
-    select 'precision_at_10', 'bm25_baseline', avg(bm25_precision) from {{ ref('collection_precision') }}
+    select 'precision_at_10', 'pipeline_unseen', avg(p_unseen) from precision
+    union all
+    select 'precision_at_10', 'pipeline_before_feed_diversity', avg(p_legacy) from precision
+    union all
+    select 'precision_at_10', 'bm25_baseline', avg(bm25_precision) from precision
+    union all
+    select 'precision_at_10_collections', 'pipeline', count(p_all) from precision
+    union all
+    select 'precision_at_10_collections', 'pipeline_unseen', count(p_unseen) from precision
+    union all
+    select 'precision_at_10_by_arity', cast(n_attributes as string), avg(p_all) from precision group by n_attributes
+    union all
+    select 'precision_at_10_unseen_by_arity', cast(n_attributes as string), avg(p_unseen) from precision
+    group by n_attributes
+    union all
+    select 'precision_at_10_by_anchor_type', coalesce(anchor_attribute_type, 'unknown'), avg(p_all) from precision
+    group by anchor_attribute_type
+    union all
+    select 'precision_at_10_unseen_by_anchor_type', coalesce(anchor_attribute_type, 'unknown'), avg(p_unseen)
+    from precision group by anchor_attribute_type
+
+    union all
+    select 'feed_first_page_distinct_products', 'before', avg(products) from first_page_before
+    union all
+    select 'feed_first_page_distinct_products', 'after', avg(products) from first_page_after
+    union all
+    select 'feed_first_page_distinct_brands', 'before', avg(brands) from first_page_before
+    union all
+    select 'feed_first_page_distinct_brands', 'after', avg(brands) from first_page_after
+    union all
+    select 'feed_variants_collapsed', 'all', coalesce(sum(variant_count - 1), 0) from feeds
 
     union all
     select 'facet_baseline_collections', case when is_full_facet then 'gender x article_type x colour' else 'coarser facet subsets' end, count(*)

@@ -1,26 +1,62 @@
--- Ranked feeds: full matches by mean score, then partial matches (at most var feed_partial_share
--- of the feed), capped at var max_feed_size.
+-- Ranked feeds of cards: one card per group of near-identical products (int_collection_feed_variants:
+-- same photo, or same brand + title; the others ride along as variant_product_ids), full matches by
+-- mean score, then partial matches (at most var feed_partial_share of the feed), capped at var
+-- max_feed_size cards.
+--
+-- Diversity, MMR-style, without letting a worse match in: only the best var feed_diversity_pool
+-- full-match cards (two pages by default) are reordered, by mean score minus var
+-- feed_brand_penalty for every better card of the same brand already above it. A card from a new
+-- brand can overtake a brand's n-th card only when it is within n x penalty of its score; partial
+-- matches stay below every full match, and cards outside the pool keep their relevance order.
 
 {%- set share = var('feed_partial_share') %}
+{%- set max_size = var('max_feed_size') %}
+{%- set pool = var('feed_diversity_pool', 96) %}
+{%- set penalty = var('feed_brand_penalty', 0.05) %}
 
-with matches as (
+with cards as (
 
     select
         *,
-        row_number() over (partition by collection_id, match_type order by mean_score desc, product_id) as type_rank,
-        count_if(match_type = 'full') over (partition by collection_id) as full_count
-    from {{ ref('int_collection_feed_matches') }}
+        row_number() over (partition by collection_id, match_type order by mean_score desc, product_id) as card_type_rank,
+        count_if(match_type = 'full') over (partition by collection_id) as full_cards
+    from {{ ref('int_collection_feed_variants') }}
+    where is_variant_leader
 
 ),
 
 kept as (
 
     select *
-    from matches
-    where (match_type = 'full' and type_rank <= {{ var('max_feed_size') }})
+    from cards
+    where (match_type = 'full' and card_type_rank <= {{ max_size }})
        or (match_type = 'partial'
-           and type_rank <= floor(least(full_count, {{ var('max_feed_size') }}) * {{ share }} / (1 - {{ share }}))
-           and least(full_count, {{ var('max_feed_size') }}) + type_rank <= {{ var('max_feed_size') }})
+           and card_type_rank <= floor(least(full_cards, {{ max_size }}) * {{ share }} / (1 - {{ share }}))
+           and least(full_cards, {{ max_size }}) + card_type_rank <= {{ max_size }})
+
+),
+
+pooled as (
+
+    select
+        *,
+        match_type = 'full' and card_type_rank <= {{ pool }} as in_diversity_pool,
+        row_number() over (
+            partition by collection_id
+            order by case match_type when 'full' then 0 else 1 end, mean_score desc, product_id) as relevance_position
+    from kept
+
+),
+
+diversified as (
+
+    select
+        *,
+        -- how many better cards of the same brand the pool holds (0 for a brand's best card)
+        case when in_diversity_pool then row_number() over (
+            partition by collection_id, in_diversity_pool, coalesce(lower(trim(brand)), '')
+            order by mean_score desc, product_id) - 1 end as brand_repeats
+    from pooled
 
 )
 
@@ -28,10 +64,16 @@ select
     collection_id,
     row_number() over (
         partition by collection_id
-        order by case match_type when 'full' then 0 else 1 end, mean_score desc, product_id) as position,
+        order by case when in_diversity_pool then 0 when match_type = 'full' then 1 else 2 end,
+                 case when in_diversity_pool then mean_score - {{ penalty }} * brand_repeats end desc,
+                 mean_score desc, product_id) as position,
     product_id,
     match_type,
     matched_attributes,
     mean_score,
-    evidence
-from kept
+    evidence,
+    variant_product_ids,
+    variant_count,
+    cast(relevance_position as int) as relevance_position,
+    cast(brand_repeats as int) as brand_repeats
+from diversified

@@ -5,6 +5,14 @@ A product in a collection's top 10 counts as correct when the merchant's own dat
 and merchant attributes, i.e. product_attributes_curated rows from the `catalog` backend) carries
 every attribute of the collection. The baseline fills the same collection by BM25 (rank_bm25) search
 of its title over product title + description.
+
+Most feed products were in the dual encoder's training split, where their merchant attributes were
+the training labels, so the feed's precision flatters the model. `unseen_*` measures the same
+feed restricted to the model's test-split products (collection_feeds.model_split, from the
+model_split macro, the warehouse's copy of ml/data.py split_of): its first k such products, in feed
+order. `legacy_*` measures the feed as it was before variant collapse and brand diversity
+(int_collection_feed_variants.legacy_position), so the change in feed order can be checked against
+precision.
 """
 
 K = 10
@@ -25,15 +33,22 @@ def model(dbt, session):
     from ml.evaluate import tokenize
 
     collections = (dbt.ref("collections").where("status = 'published'")
-                   .select("collection_id", "title", "attribute_ids").toPandas())
-    feeds = (dbt.ref("collection_feeds").where(f"position <= {K}")
-             .select("collection_id", "product_id", "position").toPandas())
+                   .select("collection_id", "title", "attribute_ids", "n_attributes", "anchor_attribute_type")
+                   .toPandas())
+    feeds = (dbt.ref("collection_feeds").where(f"position <= {K} or model_split = 'test'")
+             .select("collection_id", "product_id", "position", "model_split").toPandas())
+    legacy = (dbt.ref("int_collection_feed_variants").where(f"legacy_position <= {K}")
+              .select("collection_id", "product_id", "legacy_position").toPandas())
     merchant = (dbt.ref("product_attributes_curated").where("array_contains(source_backends, 'catalog')")
                 .select("product_id", "attribute_id").toPandas())
     products = dbt.ref("int_products").select("product_id", "title", "description").toPandas()
 
     truth = merchant.groupby("product_id")["attribute_id"].agg(set).to_dict()
-    top = feeds.sort_values("position").groupby("collection_id")["product_id"].agg(list).to_dict()
+    feeds = feeds.sort_values(["collection_id", "position"])
+    top = feeds.groupby("collection_id")["product_id"].agg(list).to_dict()
+    unseen = feeds[feeds["model_split"] == "test"].groupby("collection_id")["product_id"].agg(list).to_dict()
+    before = (legacy.sort_values(["collection_id", "legacy_position"]).groupby("collection_id")["product_id"]
+              .agg(list).to_dict())
 
     rows = []
     if len(collections):
@@ -48,13 +63,28 @@ def model(dbt, session):
             scores = bm25.get_scores(tokenize(c.title or ""))
             best = np.argsort(-scores, kind="stable")[:K]
             baseline_ids = [ids[i] for i in best if scores[i] > 0]
+            unseen_ids = unseen.get(c.collection_id, [])[:K]
+            legacy_ids = before.get(c.collection_id, [])[:K]
             p_hits, p_precision = precision(pipeline_ids, wanted, truth)
             b_hits, b_precision = precision(baseline_ids, wanted, truth)
-            rows.append((c.collection_id, K, len(pipeline_ids), p_hits, p_precision, len(baseline_ids), b_hits,
-                         b_precision if baseline_ids else 0.0))
-    frame = pd.DataFrame(rows, columns=["collection_id", "k", "pipeline_products", "pipeline_hits",
-                                        "pipeline_precision", "bm25_products", "bm25_hits", "bm25_precision"])
+            u_hits, u_precision = precision(unseen_ids, wanted, truth)
+            l_hits, l_precision = precision(legacy_ids, wanted, truth)
+            rows.append((c.collection_id, int(c.n_attributes), c.anchor_attribute_type, K,
+                         len(pipeline_ids), p_hits, p_precision, len(unseen_ids), u_hits, u_precision,
+                         len(legacy_ids), l_hits, l_precision,
+                         len(baseline_ids), b_hits, b_precision if baseline_ids else 0.0))
+    frame = pd.DataFrame(rows, columns=["collection_id", "n_attributes", "anchor_attribute_type", "k",
+                                        "pipeline_products", "pipeline_hits", "pipeline_precision",
+                                        "unseen_products", "unseen_hits", "unseen_precision",
+                                        "legacy_products", "legacy_hits", "legacy_precision",
+                                        "bm25_products", "bm25_hits", "bm25_precision"])
+    for column in ("pipeline_precision", "unseen_precision", "legacy_precision"):
+        # no products to judge (e.g. no unseen product in the feed): null, never NaN (NaN poisons avg)
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     frame["evaluated_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
-    schema = ("collection_id string, k int, pipeline_products int, pipeline_hits int, pipeline_precision double,"
+    schema = ("collection_id string, n_attributes int, anchor_attribute_type string, k int,"
+              " pipeline_products int, pipeline_hits int, pipeline_precision double,"
+              " unseen_products int, unseen_hits int, unseen_precision double,"
+              " legacy_products int, legacy_hits int, legacy_precision double,"
               " bm25_products int, bm25_hits int, bm25_precision double, evaluated_at timestamp")
     return session.createDataFrame(frame, schema) if len(frame) else session.createDataFrame([], schema)

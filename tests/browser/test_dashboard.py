@@ -47,6 +47,18 @@ CURRENT_METRICS = [
     ("collection_size_p50", "all", 57), ("collection_size_mean", "all", 83.4), ("mean_feed_score", "all", 0.612),
     ("feed_partial_share", "all", 0.137), ("vocabulary_active", "all", 109),
     ("precision_at_10", "pipeline", 0.873), ("precision_at_10", "bm25_baseline", 0.552),
+    ("precision_at_10", "pipeline_unseen", 0.716), ("precision_at_10", "pipeline_before_feed_diversity", 0.868),
+    ("precision_at_10_collections", "pipeline", 42), ("precision_at_10_collections", "pipeline_unseen", 39),
+    ("precision_at_10_by_arity", "1", 0.951), ("precision_at_10_by_arity", "2", 0.884),
+    ("precision_at_10_by_arity", "3", 0.812),
+    ("precision_at_10_unseen_by_arity", "1", 0.802), ("precision_at_10_unseen_by_arity", "2", 0.733),
+    ("precision_at_10_unseen_by_arity", "3", 0.611),
+    ("precision_at_10_by_anchor_type", "article_type", 0.891), ("precision_at_10_by_anchor_type", "style", 0.774),
+    ("precision_at_10_unseen_by_anchor_type", "article_type", 0.745),
+    ("precision_at_10_unseen_by_anchor_type", "style", 0.58),
+    ("feed_first_page_distinct_products", "before", 39.4), ("feed_first_page_distinct_products", "after", 46.2),
+    ("feed_first_page_distinct_brands", "before", 9.1), ("feed_first_page_distinct_brands", "after", 14.7),
+    ("feed_variants_collapsed", "all", 311),
     ("facet_baseline_collections", "gender x article_type x colour", 35),
     ("facet_baseline_collections", "coarser facet subsets", 20),
     ("coverage_vs_facet_baseline", "gender x article_type x colour", 1.42),
@@ -55,12 +67,31 @@ CURRENT_METRICS = [
 EARLIER_BUILDS = {
     pd.Timestamp("2026-11-18 08:00:00"): {("collections", "published"): 30, ("collections", "duplicate"): 4,
                                           ("collections", "held_back"): 14, ("precision_at_10", "pipeline"): 0.801,
-                                          ("precision_at_10", "bm25_baseline"): 0.552, ("product_coverage", "all"): 0.655},
+                                          ("precision_at_10", "bm25_baseline"): 0.552, ("product_coverage", "all"): 0.655,
+                                          ("precision_at_10", "pipeline_unseen"): 0.65},
     pd.Timestamp("2026-11-19 08:00:00"): {("collections", "published"): 37, ("collections", "duplicate"): 5,
                                           ("collections", "held_back"): 11, ("precision_at_10", "pipeline"): 0.846,
-                                          ("precision_at_10", "bm25_baseline"): 0.552, ("product_coverage", "all"): 0.731},
+                                          ("precision_at_10", "bm25_baseline"): 0.552, ("product_coverage", "all"): 0.731,
+                                          ("precision_at_10", "pipeline_unseen"): 0.688},
 }
 CURRENT_RUN_STARTED_AT = pd.Timestamp("2026-11-20 09:12:00")
+# collection_outcomes: (breakdown, breakdown_value, status, reason, collections)
+OUTCOMES = [
+    ("n_attributes", "1", "published", "published", 14), ("n_attributes", "1", "duplicate", "near_duplicate_feed", 1),
+    ("n_attributes", "2", "published", "published", 17), ("n_attributes", "2", "published", "disambiguated_title", 3),
+    ("n_attributes", "2", "held_back", "contradiction", 3), ("n_attributes", "2", "duplicate", "near_duplicate_feed", 2),
+    ("n_attributes", "3", "published", "published", 8), ("n_attributes", "3", "held_back", "low_quality_title", 2),
+    ("n_attributes", "3", "held_back", "title_failed_validation", 2), ("n_attributes", "3", "held_back", "duplicate_title", 1),
+    ("n_attributes", "3", "held_back", "title_error", 1), ("n_attributes", "3", "duplicate", "near_duplicate_feed", 3),
+    ("anchor_type", "article_type", "published", "published", 35),
+    ("anchor_type", "article_type", "published", "disambiguated_title", 3),
+    ("anchor_type", "article_type", "held_back", "contradiction", 3),
+    ("anchor_type", "article_type", "duplicate", "near_duplicate_feed", 6),
+    ("anchor_type", "style", "published", "published", 4), ("anchor_type", "style", "held_back", "low_quality_title", 2),
+    ("anchor_type", "style", "held_back", "title_failed_validation", 2),
+    ("anchor_type", "style", "held_back", "duplicate_title", 1), ("anchor_type", "style", "held_back", "title_error", 1),
+    ("attribute_type", "colour", "published", "published", 20), ("attribute_type", "colour", "held_back", "contradiction", 1),
+]
 CURATION_STEPS = pd.DataFrame({
     "attribute_type": ["article_type", "colour", "pattern", "sleeve_length"],
     "raw_values": [412, 96, 133, 18],
@@ -83,6 +114,9 @@ EXPECTED_CHARTS = {
     "Collections by status", "Held-back collections by reason", "Collections by attribute type",
     "Published collections by size",
     "Precision@10: pipeline vs BM25 baseline", "Product coverage by attribute type",
+    "Precision@10 by number of attributes", "Precision@10 by anchor type",
+    "First page: before vs after variants and brand diversity",
+    "Candidates by attributes and outcome", "Candidates by anchor type and outcome",
     "Published collections vs facet baseline", "Collections per build", "Precision@10 and coverage per build",
     "Vocabulary size per curation step", "Champion Recall@K (test split)", "Champion Recall@10 by attribute type",
 }
@@ -108,6 +142,10 @@ def write_marts(warehouse: Path) -> None:
         rows = pd.DataFrame([(m, d, float(v)) for (m, d), v in values.items()], columns=["metric", "dimension", "value"])
         history.append(rows.assign(computed_at=started + pd.Timedelta(minutes=20), run_started_at=started))
     write_table(warehouse, "collection_metrics_history", pd.concat(history, ignore_index=True))
+    outcomes = pd.DataFrame(OUTCOMES, columns=["breakdown", "breakdown_value", "status", "reason", "collections"])
+    outcomes["share_of_candidates"] = outcomes["collections"] / outcomes.groupby(
+        ["breakdown", "breakdown_value"])["collections"].transform("sum")
+    write_table(warehouse, "collection_outcomes", outcomes)
     write_table(warehouse, "attribute_curation_steps", CURATION_STEPS.astype({c: "int64" for c in CURATION_STEPS
                                                                              if c != "attribute_type"}))
 
@@ -259,11 +297,50 @@ def test_page_renders_without_errors_or_missing_data_notes(page):
     ("Held-back collections by reason", "held_back", "{:,.0f}"),
     ("Collections by attribute type", "collections_by_attribute_type", "{:,.0f}"),
     ("Published collections by size", "collections_by_size", "{:,.0f}"),
-    ("Precision@10: pipeline vs BM25 baseline", "precision_at_10", "{:.3f}"),
     ("Product coverage by attribute type", "product_coverage_by_attribute_type", "{:.1%}"),
 ])
 def test_metric_bar_charts_draw_one_bar_per_row_with_its_value(page, title, metric, value_format):
     expected = [f"{dimension}: {value_format.format(value)}" for dimension, value in metric_rows(metric)]
+    assert sorted(page["charts"][title]["bars"]) == sorted(expected)
+
+
+def test_precision_chart_names_all_unseen_before_and_baseline(page):
+    labels = {"pipeline": "pipeline, all feed products", "pipeline_unseen": "pipeline, unseen (test-split) products",
+              "pipeline_before_feed_diversity": "pipeline, feed before variants + diversity",
+              "bm25_baseline": "BM25 title search"}
+    assert sorted(page["charts"]["Precision@10: pipeline vs BM25 baseline"]["bars"]) == sorted(
+        f"{labels[d]}: {v:.3f}" for d, v in metric_rows("precision_at_10"))
+
+
+@pytest.mark.parametrize("title, series", [
+    ("Precision@10 by number of attributes", {"precision_at_10_by_arity": "all feed products",
+                                              "precision_at_10_unseen_by_arity": "unseen products"}),
+    ("Precision@10 by anchor type", {"precision_at_10_by_anchor_type": "all feed products",
+                                     "precision_at_10_unseen_by_anchor_type": "unseen products"}),
+])
+def test_precision_breakdowns_draw_all_and_unseen_bars(page, title, series):
+    def name(metric, dimension):
+        if "arity" in metric:
+            return f"{dimension} attribute" + ("" if dimension == "1" else "s")
+        return dimension
+    expected = [f"{label}, {name(metric, d)}: {v:.3f}" for metric, label in series.items()
+                for d, v in metric_rows(metric)]
+    assert sorted(page["charts"][title]["bars"]) == sorted(expected)
+
+
+def test_first_page_chart_compares_before_and_after(page):
+    expected = [f"{when}, {label}: {v:,.1f}"
+                for label, metric in [("distinct products", "feed_first_page_distinct_products"),
+                                      ("distinct brands", "feed_first_page_distinct_brands")]
+                for when, v in metric_rows(metric)]
+    chart = page["charts"]["First page: before vs after variants and brand diversity"]
+    assert sorted(chart["bars"]) == sorted(expected)
+
+
+@pytest.mark.parametrize("title, breakdown", [("Candidates by attributes and outcome", "n_attributes"),
+                                              ("Candidates by anchor type and outcome", "anchor_type")])
+def test_outcome_charts_stack_every_reason(page, title, breakdown):
+    expected = [f"{reason}, {value}: {n:,}" for b, value, _, reason, n in OUTCOMES if b == breakdown]
     assert sorted(page["charts"][title]["bars"]) == sorted(expected)
 
 
@@ -286,6 +363,7 @@ def test_history_charts_draw_every_series_of_every_build(page):
     assert sorted(collections["points"]) == history_labels(statuses, "{:,.0f}")
     rates = page["charts"]["Precision@10 and coverage per build"]
     series = {("precision_at_10", "pipeline"): "precision@10, pipeline",
+              ("precision_at_10", "pipeline_unseen"): "precision@10, unseen products",
               ("precision_at_10", "bm25_baseline"): "precision@10, BM25 baseline",
               ("product_coverage", "all"): "product coverage"}
     assert rates["lines"] == len(series)
@@ -316,7 +394,8 @@ def test_champion_recall_comes_from_the_champion_versions_run(page):
 def test_headline_numbers_are_shown(page):
     text = page["text"]
     for shown in ("Published collections\n42", "Product coverage\n78.4%", "Precision@10 (pipeline)\n0.873",
-                  "+0.321 vs BM25", "Coverage vs facet baseline\n1.42×",
+                  "+0.321 vs BM25", "Precision@10 (unseen products)\n0.716", "-0.157 vs all",
+                  "Products folded into variants\n311", "39 of 42 published collections have any", "Coverage vs facet baseline\n1.42×",
                   "Median collection size\n57", "Mean collection size\n83.4", "Mean feed score\n0.612",
                   "Partial matches in feeds\n13.7%",
                   "Champion\nv1", "Test Recall@10 (image+text)\n0.634", "Test Recall@10 (BM25 baseline)\n0.356",

@@ -274,11 +274,23 @@ def test_feeds_put_full_matches_first_and_carry_evidence(spark):
         assert (f.first, f.last) == (1, f.n)
         assert f.first_partial is None or f.first_partial > f.last_full
         assert f.min_evidence >= 1
+    # Every product carrying all of a collection's attributes is a full match ...
     full = spark.sql(f"""
         select c.collection_id, c.product_count, count(*) as full_matches
-        from {SCHEMA}.collections c join {SCHEMA}.collection_feeds f using (collection_id)
-        where f.match_type = 'full' group by 1, 2""").collect()
-    assert all(r.full_matches == min(r.product_count, 500) for r in full)
+        from {SCHEMA}.collections c join {SCHEMA}.int_collection_feed_variants v using (collection_id)
+        where v.match_type = 'full' group by 1, 2""").collect()
+    assert full and all(r.full_matches == r.product_count for r in full)
+    # ... and reaches the feed as a card or as a variant riding on a near-identical card: folding
+    # near-duplicates into cards never loses a product.
+    lost = spark.sql(f"""
+        select v.* from {SCHEMA}.int_collection_feed_variants v left anti join
+            (select collection_id, explode(array_union(array(product_id), variant_product_ids)) as product_id
+             from {SCHEMA}.collection_feeds) f
+            on v.collection_id = f.collection_id and v.product_id = f.product_id
+        where v.match_type = 'full' and v.relevance_rank <= 500""")
+    assert lost.count() == 0
+    cards = spark.sql(f"select variant_count, size(variant_product_ids) as n from {SCHEMA}.collection_feeds").collect()
+    assert cards and all(r.variant_count == r.n + 1 for r in cards)  # the card itself and its variants
 
 
 def test_titles_come_from_the_local_llm_once_and_the_rerun_makes_no_calls(spark, pipeline):

@@ -1,0 +1,116 @@
+-- Near-identical products within each collection's matches, grouped into one card with variants.
+-- Two matches of a collection are variants of one another when they share the photo's content hash
+-- (stg_product_images sha256) or the same brand + normalised title (lower case, letters and digits
+-- only). Groups are the connected components of those two links, found by label propagation over
+-- the relevance rank (text key -> photo key -> text key: chains of up to three hops; longer chains
+-- stay split, never wrongly merged). The card's leader is the group's best-ranked match (full
+-- before partial, then mean score), so grouping never lowers a feed's top; the other members are
+-- kept as variant_product_ids.
+--
+-- legacy_position is the product's position in the feed as it was before variants and diversity
+-- (full by score, then partial fill, same caps): the "before" that collection_metrics and
+-- collection_precision compare with.
+
+{%- set share = var('feed_partial_share') %}
+{%- set max_size = var('max_feed_size') %}
+
+-- The grouping runs on narrow rows (ids, keys, ranks); the wide evidence joins back once at the end.
+
+with matches as (
+
+    select
+        m.collection_id,
+        m.product_id,
+        m.match_type,
+        m.mean_score,
+        p.brand,
+        coalesce('img:' || p.image_sha256, 'id:' || m.product_id) as photo_key,
+        'txt:' || coalesce(lower(trim(p.brand)), '') || '|' || regexp_replace(lower(coalesce(p.title, '')), '[^a-z0-9]+', '')
+            as text_key
+    from {{ ref('int_collection_feed_matches') }} as m
+    inner join {{ ref('int_products') }} as p
+        on m.product_id = p.product_id
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by collection_id
+            order by case match_type when 'full' then 0 else 1 end, mean_score desc, product_id) as relevance_rank,
+        row_number() over (partition by collection_id, match_type order by mean_score desc, product_id) as type_rank,
+        count_if(match_type = 'full') over (partition by collection_id) as full_count
+    from matches
+
+),
+
+hop_1 as (
+
+    select *, min(relevance_rank) over (partition by collection_id, text_key) as label_1
+    from ranked
+
+),
+
+hop_2 as (
+
+    select *, min(label_1) over (partition by collection_id, photo_key) as label_2
+    from hop_1
+
+),
+
+hop_3 as (
+
+    select *, min(label_2) over (partition by collection_id, text_key) as variant_group
+    from hop_2
+
+),
+
+groups as (
+
+    select
+        collection_id,
+        variant_group,
+        cast(count(*) as int) as variant_count,
+        array_sort(collect_list(named_struct('rank', relevance_rank, 'product_id', product_id))) as members
+    from hop_3
+    group by collection_id, variant_group
+
+)
+
+select
+    h.collection_id,
+    h.product_id,
+    h.match_type,
+    w.matched_attributes,
+    w.n_attributes,
+    h.mean_score,
+    w.evidence,
+    h.brand,
+    h.relevance_rank,
+    h.type_rank,
+    h.full_count,
+    h.variant_group,
+    h.relevance_rank = g.members[0].rank as is_variant_leader,
+    g.members[0].product_id as variant_leader_id,
+    g.variant_count,
+    -- on the leader: every other member, best-ranked first; empty on the other members
+    case when h.relevance_rank = g.members[0].rank
+        then transform(slice(g.members, 2, g.variant_count), x -> x.product_id)
+        else cast(array() as array<string>)
+    end as variant_product_ids,
+    case
+        when h.match_type = 'full' and h.type_rank <= {{ max_size }} then h.type_rank
+        when h.match_type = 'partial'
+         and h.type_rank <= floor(least(h.full_count, {{ max_size }}) * {{ share }} / (1 - {{ share }}))
+         and least(h.full_count, {{ max_size }}) + h.type_rank <= {{ max_size }}
+            then least(h.full_count, {{ max_size }}) + h.type_rank
+    end as legacy_position
+from hop_3 as h
+inner join groups as g
+    on h.collection_id = g.collection_id
+   and h.variant_group = g.variant_group
+inner join {{ ref('int_collection_feed_matches') }} as w
+    on h.collection_id = w.collection_id
+   and h.product_id = w.product_id
