@@ -16,7 +16,6 @@ overrides and zero-width characters are valid text: they are kept verbatim every
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
