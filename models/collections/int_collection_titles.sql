@@ -190,7 +190,9 @@ select
         when contradiction_reason is not null then 'contradiction'
         when title_status is null and title_error is not null then 'title_error'
         when title_status is null then 'title_pending'
-        when title_status = 'rejected' and title_reasons like 'quality %' then 'low_quality_title'
+        -- a quality score exists only for a title that passed validation (ml/titles.py TitleWriter.write),
+        -- so a rejected title with a score was rejected for its quality: no message text is parsed
+        when title_status = 'rejected' and quality_score is not null then 'low_quality_title'
         when title_status = 'rejected' then 'title_failed_validation'
         when title_resolution = 'duplicate_title' then 'duplicate_title'
     end as held_back_reason,
