@@ -117,6 +117,11 @@ class DualEncoder(nn.Module):
     def encode_attributes(self, attribute_features: torch.Tensor, tokens=None) -> torch.Tensor:
         return F.normalize(self.attribute_text(attribute_features) + self._words(tokens, self.attribute_words), dim=-1)
 
+    def encode_vocabulary(self, attribute_features: torch.Tensor, word_texts: list[str]) -> torch.Tensor:
+        """Attribute embeddings of a vocabulary: MiniLM features plus the word bag over each
+        attribute's words (ml/data.py attribute_words). Used by training and by the saved bundle."""
+        return self.encode_attributes(attribute_features, self.tokenize(word_texts))
+
     def fuse(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Combine normalised image and text embeddings of the same products."""
         w = torch.sigmoid(self.image_weight_logit)

@@ -81,9 +81,8 @@ def write_bundle(path: Path, model, catalog, beta: float, text_max_tokens: int) 
     (path / "config.json").write_text(json.dumps(model.cfg.to_dict()))
     with torch.no_grad():
         model.eval()
-        from ml.train import attribute_embeddings
-
-        np.save(path / "attribute_embeddings.npy", attribute_embeddings(model, catalog).numpy())
+        embeddings = model.encode_vocabulary(catalog.attribute_text, catalog.attribute_word_texts)
+        np.save(path / "attribute_embeddings.npy", embeddings.numpy())
         model.train()
     (path / "vocabulary.json").write_text(json.dumps({
         "attributes": [{"attribute_id": a, "type": t, "value": v, "aliases": al} for a, t, v, al in

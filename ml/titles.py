@@ -92,16 +92,13 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text)
 
 
-_stem = singularize  # titles compare words by their singular (ml/text.py, the same rule as SQL)
-
-
 def _forms(attribute: Attribute) -> list[list[str]]:
     forms = [attribute.value, *attribute.aliases]
     if attribute.attribute_type == "gender":
         forms += GENDER_FORMS.get(attribute.value.lower(), [])
     stems = []
     for form in forms:
-        words = [_stem(t) for t in _tokens(form)]
+        words = [singularize(t) for t in _tokens(form)]
         if words:
             stems.append(words)
             stems.append(["".join(words)])  # "Tshirts" ~ "T Shirts"
@@ -110,7 +107,7 @@ def _forms(attribute: Attribute) -> list[list[str]]:
 
 def expressed(attribute: Attribute, title: str) -> bool:
     """Whether the title mentions the attribute by its value or an alias (inflection-insensitive)."""
-    words = [_stem(t) for t in _tokens(title)]
+    words = [singularize(t) for t in _tokens(title)]
     joined = "".join(words)
     for form in _forms(attribute):
         n = len(form)
@@ -256,10 +253,10 @@ def rubric_quality(title: str, attributes: list[Attribute], similarity: float | 
     - 1 when MiniLM's cosine similarity between the title and the plain attribute phrase is below
       0.6, 2 below 0.4 (the title says something else than its attributes).
     """
-    attribute_words = {_stem(t) for a in attributes for form in _forms(a) for t in form}
-    attribute_words |= {_stem(t) for a in attributes for t in _tokens(a.value)}
+    attribute_words = {singularize(t) for a in attributes for form in _forms(a) for t in form}
+    attribute_words |= {singularize(t) for a in attributes for t in _tokens(a.value)}
     joined_attributes = "".join(sorted(attribute_words))
-    content = [_stem(t) for t in _tokens(title) if t not in FILLER_WORDS]
+    content = [singularize(t) for t in _tokens(title) if t not in FILLER_WORDS]
     extra = [t for t in content if t not in attribute_words and t not in joined_attributes]
     score = 5 - min(len(extra), 2)
     if len(content) != len(set(content)):

@@ -137,7 +137,7 @@ def product_tokens(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray):
 
 
 def attribute_embeddings(model: DualEncoder, catalog: D.Catalog) -> torch.Tensor:
-    return model.encode_attributes(catalog.attribute_text, model.tokenize(catalog.attribute_word_texts))
+    return model.encode_vocabulary(catalog.attribute_text, catalog.attribute_word_texts)
 
 
 def step_loss(model: DualEncoder, catalog: D.Catalog, rows: np.ndarray) -> dict:
@@ -370,11 +370,11 @@ def champion_recall_on(catalog: D.Catalog, champion_version_id: str, feature_cac
     frame = catalog.products.iloc[rows].reset_index(drop=True)
     known = {a["attribute_id"]: j for j, a in enumerate(champion.vocabulary)}
     scores = np.full((len(rows), len(catalog.attribute_ids)), -np.inf, dtype=np.float32)
-    columns = [(c, known[a]) for c, a in enumerate(catalog.attribute_ids) if a in known]
+    ours = np.array([c for c, a in enumerate(catalog.attribute_ids) if a in known], dtype=int)
+    theirs = np.array([known[catalog.attribute_ids[c]] for c in ours], dtype=int)
     for start in range(0, len(frame), 512):
         chunk = champion.scores(frame.iloc[start:start + 512])
-        for c, j in columns:
-            scores[start:start + len(chunk), c] = chunk[:, j]
+        scores[start:start + len(chunk), ours] = chunk[:, theirs]
     targets = catalog.targets[rows].numpy()
     ranks, cols = ranks_of_positives(scores, targets)
     ranks[~np.isfinite(scores[np.nonzero(targets)[0], cols])] = np.iinfo(ranks.dtype).max  # unknown: a miss
