@@ -82,7 +82,8 @@ def main() -> int:
 
     precision = one(f"select count(*) as n, avg(pipeline_precision) as pipeline, avg(bm25_precision) as bm25, "
                     f"count(unseen_precision) as n_unseen, avg(unseen_precision) as unseen, "
-                    f"avg(unseen_products) as unseen_products, avg(legacy_precision) as legacy "
+                    f"avg(unseen_products) as unseen_products, avg(legacy_precision) as legacy, "
+                    f"count(unseen_full_precision) as n_unseen_full, avg(unseen_full_precision) as unseen_full "
                     f"from {schema}.collection_precision")
     breakdown = [r.asDict() for r in spark.sql(f"""
         select breakdown, value, count(*) as collections, avg(pipeline_precision) as pipeline,
@@ -92,6 +93,39 @@ def main() -> int:
               union all
               select 'anchor_type', anchor_attribute_type, * from {schema}.collection_precision)
         group by breakdown, value order by breakdown, value""").collect()]
+    # Why unseen products miss: per collection attribute a top-10 unseen product lacks in the merchant's
+    # data, whether the merchant states another value of that type (contradicted: "Navy Blue" assigned,
+    # "Blue" stated) or nothing of that type (unstated: the merchant data cannot judge it).
+    misses_sql = f"""
+        with published as (select collection_id, attribute_ids from {schema}.collections where status = 'published'),
+        unseen as (select collection_id, product_id,
+                          row_number() over (partition by collection_id order by position) as k
+                   from {schema}.collection_feeds where model_split = 'test'),
+        wanted as (select u.collection_id, u.product_id, explode(p.attribute_ids) as attribute_id
+                   from unseen as u join published as p using (collection_id) where u.k <= 10),
+        merchant as (select c.product_id, c.attribute_id, v.attribute_type, v.canonical_value
+                     from {schema}.product_attributes_curated as c
+                     join {schema}.attribute_vocabulary as v using (attribute_id)
+                     where array_contains(c.source_backends, 'catalog')),
+        missing as (select w.collection_id, w.product_id, v.attribute_type, v.canonical_value as assigned
+                    from wanted as w join {schema}.attribute_vocabulary as v using (attribute_id)
+                    left anti join merchant as m on m.product_id = w.product_id and m.attribute_id = w.attribute_id)
+        select m.*, s.canonical_value as stated
+        from missing as m left join merchant as s
+          on s.product_id = m.product_id and s.attribute_type = m.attribute_type"""
+    misses = spark.sql(misses_sql).toPandas()
+    miss_types = (misses.assign(contradicted=misses["stated"].notna())
+                  .drop_duplicates(["collection_id", "product_id", "attribute_type"])
+                  .groupby("attribute_type")["contradicted"].agg(contradicted="sum", missed="count")
+                  .assign(unstated=lambda t: t.missed - t.contradicted)
+                  .sort_values("missed", ascending=False))
+    miss_pairs = (misses.dropna(subset=["stated"]).drop_duplicates(["product_id", "attribute_type", "assigned", "stated"])
+                  .groupby(["attribute_type", "assigned", "stated"]).size().sort_values(ascending=False).head(8))
+    unjudged = one(f"""
+        with miss as ({misses_sql})
+        select count(distinct collection_id, product_id) as products_with_unstated
+        from miss where stated is null and (collection_id, product_id) not in
+            (select collection_id, product_id from miss where stated is not null)""")
     page = args.page_size
     first_page = one(f"""
         with published as (select collection_id from {schema}.collections where status = 'published'),
@@ -146,7 +180,11 @@ def main() -> int:
         "precision_at_10": {"collections": precision.n, "pipeline": precision.pipeline, "bm25_baseline": precision.bm25,
                             "unseen_collections": precision.n_unseen, "pipeline_unseen": precision.unseen,
                             "unseen_products_per_collection": precision.unseen_products,
-                            "pipeline_before_feed_diversity": precision.legacy, "breakdown": breakdown},
+                            "unseen_full_collections": precision.n_unseen_full,
+                            "pipeline_unseen_full": precision.unseen_full,
+                            "pipeline_before_feed_diversity": precision.legacy, "breakdown": breakdown,
+                            "unseen_misses_by_type": miss_types.reset_index().to_dict("records"),
+                            "unseen_products_only_unstated_misses": unjudged.products_with_unstated},
         "first_page": {"page_size": page, **first_page.asDict()},
         "variants": variants.asDict(),
         "title_resolution": title_resolution,
@@ -167,11 +205,22 @@ def main() -> int:
     fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
     print(f"  pipeline, unseen only   {fmt(precision.unseen)}  (the feed's first 10 test-split products; "
           f"{precision.n_unseen} collections have any, {precision.unseen_products or 0:.1f} judged on average)")
+    print(f"  pipeline, unseen full matches {fmt(precision.unseen_full)}  (the same among full matches only, "
+          f"the make-up of a feed's first 10 positions; {precision.n_unseen_full} collections)")
     print(f"  pipeline, feed before variants + brand diversity {fmt(precision.legacy)}")
     print("  by          value          collections  pipeline  unseen (n)      bm25")
     for r in breakdown:
         print(f"  {r['breakdown']:<11} {r['value'] or '-':<14} {r['collections']:>11}  {fmt(r['pipeline'])}     "
               f"{fmt(r['unseen'])} ({r['unseen_collections']:>3})  {fmt(r['bm25'])}")
+    if len(miss_types):
+        print("  unseen misses by type (a top-10 unseen product lacks the attribute in merchant data):")
+        print("    type            missed  contradicted  unstated")
+        for t, r in miss_types.iterrows():
+            print(f"    {t:<15} {r.missed:>6}  {r.contradicted:>12}  {r.unstated:>8}")
+        print(f"    products whose only misses are unstated (merchant data silent, not judgeable): "
+              f"{unjudged.products_with_unstated}")
+        print("    most common contradictions (assigned vs merchant's value): " + "; ".join(
+            f"{t} {a!r} vs {b!r} x{n}" for (t, a, b), n in miss_pairs.items()))
     if first_page.collections:
         print(f"first page ({page} cards), mean over {first_page.collections} published collections:")
         print(f"  distinct products  before {first_page.before_products:.1f} (of {first_page.before_cards:.1f} rows)"

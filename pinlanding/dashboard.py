@@ -55,6 +55,7 @@ RATE_HISTORY = {("precision_at_10", "pipeline"): "precision@10, pipeline",
 PRECISION_LABELS = {
     "pipeline": "pipeline, all feed products",
     "pipeline_unseen": "pipeline, unseen (test-split) products",
+    "pipeline_unseen_full": "pipeline, unseen products, full matches",
     "pipeline_before_feed_diversity": "pipeline, feed before variants + diversity",
     "bm25_baseline": "BM25 title search",
 }

@@ -9,6 +9,7 @@
 --   precision_at_10                      pipeline (the feed) vs bm25_baseline (merchant data as truth);
 --                                        pipeline_unseen: the feed's first 10 test-split products
 --                                        (model_split macro), the only ones the model never trained on;
+--                                        pipeline_unseen_full: the same among full matches only;
 --                                        pipeline_before_feed_diversity: the feed before variants/diversity
 --   precision_at_10_collections          collections each precision averages over (pipeline, pipeline_unseen)
 --   precision_at_10_by_arity / _unseen_by_arity              by number of attributes (1, 2, 3)
@@ -51,6 +52,7 @@ precision as (
     select *,
         nanvl(pipeline_precision, cast(null as double)) as p_all,
         nanvl(unseen_precision, cast(null as double)) as p_unseen,
+        nanvl(unseen_full_precision, cast(null as double)) as p_unseen_full,
         nanvl(legacy_precision, cast(null as double)) as p_legacy
     from {{ ref('collection_precision') }}
 
@@ -134,6 +136,8 @@ metrics as (
     union all
     select 'precision_at_10', 'pipeline_unseen', avg(p_unseen) from precision
     union all
+    select 'precision_at_10', 'pipeline_unseen_full', avg(p_unseen_full) from precision
+    union all
     select 'precision_at_10', 'pipeline_before_feed_diversity', avg(p_legacy) from precision
     union all
     select 'precision_at_10', 'bm25_baseline', avg(bm25_precision) from precision
@@ -141,6 +145,8 @@ metrics as (
     select 'precision_at_10_collections', 'pipeline', count(p_all) from precision
     union all
     select 'precision_at_10_collections', 'pipeline_unseen', count(p_unseen) from precision
+    union all
+    select 'precision_at_10_collections', 'pipeline_unseen_full', count(p_unseen_full) from precision
     union all
     select 'precision_at_10_by_arity', cast(n_attributes as string), avg(p_all) from precision group by n_attributes
     union all

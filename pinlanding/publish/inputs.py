@@ -27,6 +27,7 @@ COLLECTION_COLUMNS = [
 FEED_COLUMNS = [
     "collection_id", "position", "product_id", "match_type", "matched_attributes", "mean_score",
     "evidence", "product_title", "brand", "price", "image_path", "image_sha256", "image_width", "image_height",
+    "variant_count",
 ]
 REDIRECT_COLUMNS = ["from_url_path", "to_url_path", "reason"]
 

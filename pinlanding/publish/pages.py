@@ -122,7 +122,9 @@ def _product_context(row: dict, images: ImageStore, href, absolute, currency: st
             "price_text": price_text, "price": schema_price, "image": image,
             "match_type": row["match_type"], "matched_attributes": _none_if_na(row["matched_attributes"]),
             "mean_score": round(float(row["mean_score"]), 4) if _none_if_na(row["mean_score"]) is not None else None,
-            "evidence": evidence}
+            "evidence": evidence,
+            # near-identical products folded onto this card (int_collection_feed_variants)
+            "variants": max(int(_none_if_na(row["variant_count"]) or 1) - 1, 0)}
 
 
 def _collection_jsonld(ctx: dict, currency: str) -> dict:

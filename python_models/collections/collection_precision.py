@@ -10,9 +10,11 @@ Most feed products were in the dual encoder's training split, where their mercha
 the training labels, so the feed's precision flatters the model. `unseen_*` measures the same
 feed restricted to the model's test-split products (collection_feeds.model_split, from the
 model_split macro, the warehouse's copy of ml/data.py split_of): its first k such products, in feed
-order. `legacy_*` measures the feed as it was before variant collapse and brand diversity
-(int_collection_feed_variants.legacy_position), so the change in feed order can be checked against
-precision.
+order. Unseen products are a tenth of a feed, so its first k of them reach far down the feed, into
+the partial matches (all but one attribute) that sit below every full match; `unseen_full_*` keeps
+to full matches, the make-up of a feed's first k positions. `legacy_*` measures the feed as it was
+before variant collapse and brand diversity (int_collection_feed_variants.legacy_position), so the
+change in feed order can be checked against precision.
 """
 
 K = 10
@@ -36,7 +38,7 @@ def model(dbt, session):
                    .select("collection_id", "title", "attribute_ids", "n_attributes", "anchor_attribute_type")
                    .toPandas())
     feeds = (dbt.ref("collection_feeds").where(f"position <= {K} or model_split = 'test'")
-             .select("collection_id", "product_id", "position", "model_split").toPandas())
+             .select("collection_id", "product_id", "position", "model_split", "match_type").toPandas())
     legacy = (dbt.ref("int_collection_feed_variants").where(f"legacy_position <= {K}")
               .select("collection_id", "product_id", "legacy_position").toPandas())
     merchant = (dbt.ref("product_attributes_curated").where("array_contains(source_backends, 'catalog')")
@@ -46,7 +48,10 @@ def model(dbt, session):
     truth = merchant.groupby("product_id")["attribute_id"].agg(set).to_dict()
     feeds = feeds.sort_values(["collection_id", "position"])
     top = feeds.groupby("collection_id")["product_id"].agg(list).to_dict()
-    unseen = feeds[feeds["model_split"] == "test"].groupby("collection_id")["product_id"].agg(list).to_dict()
+    unseen_rows = feeds[feeds["model_split"] == "test"]
+    unseen = unseen_rows.groupby("collection_id")["product_id"].agg(list).to_dict()
+    unseen_full = (unseen_rows[unseen_rows["match_type"] == "full"].groupby("collection_id")["product_id"]
+                   .agg(list).to_dict())
     before = (legacy.sort_values(["collection_id", "legacy_position"]).groupby("collection_id")["product_id"]
               .agg(list).to_dict())
 
@@ -64,27 +69,32 @@ def model(dbt, session):
             best = np.argsort(-scores, kind="stable")[:K]
             baseline_ids = [ids[i] for i in best if scores[i] > 0]
             unseen_ids = unseen.get(c.collection_id, [])[:K]
+            unseen_full_ids = unseen_full.get(c.collection_id, [])[:K]
             legacy_ids = before.get(c.collection_id, [])[:K]
             p_hits, p_precision = precision(pipeline_ids, wanted, truth)
             b_hits, b_precision = precision(baseline_ids, wanted, truth)
             u_hits, u_precision = precision(unseen_ids, wanted, truth)
+            f_hits, f_precision = precision(unseen_full_ids, wanted, truth)
             l_hits, l_precision = precision(legacy_ids, wanted, truth)
             rows.append((c.collection_id, int(c.n_attributes), c.anchor_attribute_type, K,
                          len(pipeline_ids), p_hits, p_precision, len(unseen_ids), u_hits, u_precision,
+                         len(unseen_full_ids), f_hits, f_precision,
                          len(legacy_ids), l_hits, l_precision,
                          len(baseline_ids), b_hits, b_precision if baseline_ids else 0.0))
     frame = pd.DataFrame(rows, columns=["collection_id", "n_attributes", "anchor_attribute_type", "k",
                                         "pipeline_products", "pipeline_hits", "pipeline_precision",
                                         "unseen_products", "unseen_hits", "unseen_precision",
+                                        "unseen_full_products", "unseen_full_hits", "unseen_full_precision",
                                         "legacy_products", "legacy_hits", "legacy_precision",
                                         "bm25_products", "bm25_hits", "bm25_precision"])
-    for column in ("pipeline_precision", "unseen_precision", "legacy_precision"):
+    for column in ("pipeline_precision", "unseen_precision", "unseen_full_precision", "legacy_precision"):
         # no products to judge (e.g. no unseen product in the feed): null, never NaN (NaN poisons avg)
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     frame["evaluated_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
     schema = ("collection_id string, n_attributes int, anchor_attribute_type string, k int,"
               " pipeline_products int, pipeline_hits int, pipeline_precision double,"
               " unseen_products int, unseen_hits int, unseen_precision double,"
+              " unseen_full_products int, unseen_full_hits int, unseen_full_precision double,"
               " legacy_products int, legacy_hits int, legacy_precision double,"
               " bm25_products int, bm25_hits int, bm25_precision double, evaluated_at timestamp")
     return session.createDataFrame(frame, schema) if len(frame) else session.createDataFrame([], schema)

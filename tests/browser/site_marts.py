@@ -44,7 +44,7 @@ SCHEMAS = {
         ("match_type", pa.string()), ("matched_attributes", pa.int32()), ("mean_score", pa.float64()),
         ("evidence", EVIDENCE_TYPE), ("product_title", pa.string()), ("brand", pa.string()),
         ("price", pa.float64()), ("image_path", pa.string()), ("image_sha256", pa.string()), ("image_width", pa.int32()),
-        ("image_height", pa.int32()),
+        ("image_height", pa.int32()), ("variant_count", pa.int32()),
     ]),
     "collection_redirects": pa.schema([
         ("from_url_path", pa.string()), ("to_url_path", pa.string()), ("from_collection_id", pa.string()),
@@ -144,7 +144,7 @@ def build_marts(products: list[dict], min_products: int = 3, max_feed_size: int 
                     "product_title": p["title"], "brand": p.get("brand"), "price": float(p["price"]),
                     "image_path": p["image_path"], "image_sha256": p["image_sha256"],
                     "image_width": p["image_width"],
-                    "image_height": p["image_height"]})
+                    "image_height": p["image_height"], "variant_count": 1})
             url_path = f"/c/{_slug(title)}-{collection_id[-6:]}/"
             collections.append({
                 "collection_id": collection_id, "attribute_ids": ids,

@@ -47,7 +47,8 @@ CURRENT_METRICS = [
     ("collection_size_p50", "all", 57), ("collection_size_mean", "all", 83.4), ("mean_feed_score", "all", 0.612),
     ("feed_partial_share", "all", 0.137), ("vocabulary_active", "all", 109),
     ("precision_at_10", "pipeline", 0.873), ("precision_at_10", "bm25_baseline", 0.552),
-    ("precision_at_10", "pipeline_unseen", 0.716), ("precision_at_10", "pipeline_before_feed_diversity", 0.868),
+    ("precision_at_10", "pipeline_unseen", 0.716), ("precision_at_10", "pipeline_unseen_full", 0.801),
+    ("precision_at_10", "pipeline_before_feed_diversity", 0.868),
     ("precision_at_10_collections", "pipeline", 42), ("precision_at_10_collections", "pipeline_unseen", 39),
     ("precision_at_10_by_arity", "1", 0.951), ("precision_at_10_by_arity", "2", 0.884),
     ("precision_at_10_by_arity", "3", 0.812),
@@ -306,6 +307,7 @@ def test_metric_bar_charts_draw_one_bar_per_row_with_its_value(page, title, metr
 
 def test_precision_chart_names_all_unseen_before_and_baseline(page):
     labels = {"pipeline": "pipeline, all feed products", "pipeline_unseen": "pipeline, unseen (test-split) products",
+              "pipeline_unseen_full": "pipeline, unseen products, full matches",
               "pipeline_before_feed_diversity": "pipeline, feed before variants + diversity",
               "bm25_baseline": "BM25 title search"}
     assert sorted(page["charts"]["Precision@10: pipeline vs BM25 baseline"]["bars"]) == sorted(

@@ -186,7 +186,8 @@ def small_marts(photos, n_products=5):
                          "evidence": [{"attribute_id": "a", "attribute_type": "colour", "value": "Red", "score": 0.9}],
                          "product_title": f"Product {i} <i>", "brand": "B&B", "price": 100.0 * i,
                          "image_path": str(image) if image else None, "image_sha256": None,  # hashed by the publisher
-                         "image_width": 40, "image_height": 30})
+                         "image_width": 40, "image_height": 30,
+                         "variant_count": 3 if (cid, i) == ("col_a", 2) else 1})
     redirects = pd.DataFrame({"from_url_path": ["/c/old-a/"], "to_url_path": ["/c/red-a/"], "reason": ["renamed"]})
     return {"collections": collections, "collection_feeds": pd.DataFrame(feed), "collection_redirects": redirects}
 
@@ -205,6 +206,8 @@ def test_publish_writes_pages_assets_and_maps(tmp_path, photos):
     assert '<link rel="canonical" href="https://shop.example/c/red-a/">' in page
     assert '<link rel="next" href="/c/red-a/page/2/">' in page
     assert "Product 1 &lt;i&gt;" in page and "<i>" not in page
+    # product 2's card carries two near-identical products (variant_count 3); product 1's none
+    assert page.count('class="variants"') == 1 and '<p class="variants" data-variants="2">+2 similar items</p>' in page
     jsonld = json.loads(page.split('<script type="application/ld+json">')[1].split("</script>")[0])
     assert jsonld["mainEntity"]["numberOfItems"] == 2
     assert jsonld["mainEntity"]["itemListElement"][1]["item"]["offers"] == {
