@@ -126,6 +126,9 @@ def cmd_check(args) -> tuple[int, list[str]]:
 
 
 SCORING = "product_attribute_scores+"  # dbt selector: the models that need a champion model
+# dbt unit tests check SQL logic on fixed inputs, not the data: they run in `make test`
+# (tests/integration/test_pipeline.py), not in every production build (~60 s of a 43k run).
+NO_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
 
 
 def has_champion() -> bool:
@@ -170,10 +173,10 @@ def cmd_run(args) -> int:
              ("feed freshness", lambda: 0 if dbt_invoke(["source", "freshness", "--select", "source:catalog.raw_products"],
                                                         args.target, args.vars) else 1),
              ("dbt build (catalog, attributes)",
-              lambda: 0 if dbt_invoke(["build", "--exclude", SCORING], args.target, args.vars) else 1),
+              lambda: 0 if dbt_invoke(["build", "--exclude", SCORING, *NO_UNIT_TESTS], args.target, args.vars) else 1),
              ("dual encoder", train_if_needed),
              ("dbt build (matching)",
-              lambda: 0 if dbt_invoke(["build", "--select", SCORING], args.target, args.vars) else 1)]
+              lambda: 0 if dbt_invoke(["build", "--select", SCORING, *NO_UNIT_TESTS], args.target, args.vars) else 1)]
     for name, step in steps:
         print(f"== {name}")
         if step() != 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -60,6 +61,10 @@ def pipeline(tmp_path_factory, real_catalog):
                                     "--images", root / "catalog/images", "--top-k", "3", "--image-only",
                                     "--out", root / "preds_image.jsonl"], env),
         "vocabulary": _run([BIN / "pinlanding", "vocabulary", "--out", root / "vocab.jsonl"], env),
+        # `pinlanding run` leaves dbt unit tests out of its builds: they run here (last dbt command,
+        # so target/run_results.json is theirs)
+        "unit_tests": _run([BIN / "dbt", "test", "--select", "test_type:unit",
+                            "--vars", "{min_attribute_products: 3, min_products: 3}"], env, expect_ok=False),
     }
     os.environ.update(PINLANDING_DATA_DIR=env["PINLANDING_DATA_DIR"], PYSPARK_PYTHON=sys.executable)
     return {"root": root, "env": env, "expected": expected, "out": outputs, "between_runs": between_runs}
@@ -165,6 +170,17 @@ def test_dbt_show_and_docs_answer_from_the_warehouse(pipeline):
     assert payload["show"][0]["n"] == pipeline["expected"]["products_staged"]
     catalog = json.loads((pipeline["root"] / "target/catalog.json").read_text())
     assert "model.pinlanding.stg_products" in catalog["nodes"]
+
+
+def test_dbt_unit_tests_pass_outside_the_production_build(pipeline):
+    assert "unit_test" not in pipeline["out"]["first"].stdout  # not in `pinlanding run`'s builds
+    unit = pipeline["out"]["unit_tests"]
+    assert unit.returncode == 0, unit.stdout[-6000:]
+    results = json.loads((pipeline["root"] / "target/run_results.json").read_text())["results"]
+    ran = [r for r in results if r["unique_id"].startswith("unit_test.")]
+    declared = sum(len(re.findall(r"^  - name:", p.read_text(), re.M))
+                   for p in (PROJECT_DIR / "models").rglob("*unit_tests.yml"))
+    assert len(ran) == declared >= 10 and all(r["status"] == "pass" for r in ran)
 
 
 def test_compiled_model_runs_as_a_databricks_notebook_would(spark, pipeline):

@@ -132,7 +132,18 @@ def _write_feed(path, lines):
     return path
 
 
-def test_spark_and_python_agree(spark, tmp_path):
+@pytest.fixture(params=["one partition", "spread over partitions"])
+def parse_partitioning(request, monkeypatch):
+    """Small feeds parse in their one read task; large ones are spread over partitions after
+    numbering. Every line's verdict must be the same either way."""
+    import pinlanding.ingest
+
+    if request.param == "spread over partitions":
+        monkeypatch.setattr(pinlanding.ingest, "INGEST_BYTES_PER_PARTITION", 1)  # every feed counts as large
+    return request.param
+
+
+def test_spark_and_python_agree(spark, tmp_path, parse_partitioning):
     feed = _write_feed(tmp_path / "products.jsonl.gz", HOSTILE_LINES)
     spark_rows = {r["_line_number"]: r.asDict() for r in parse_feed(spark, feed, MAX_BYTES).collect()}
     python_rows = {r["_line_number"]: r for r in read_feed(feed, MAX_BYTES)}
@@ -181,11 +192,12 @@ def test_spark_gives_each_hostile_line_its_reason(spark, tmp_path):
     assert sorted(n for n, r in rows.items() if r["_blank"]) == [2, 3, 23]
 
 
-def test_ingest_lands_counts_and_is_a_no_op_on_an_unchanged_feed(spark, tmp_path):
+def test_ingest_lands_counts_and_is_a_no_op_on_an_unchanged_feed(spark, tmp_path, parse_partitioning):
+    schema = "raw_" + parse_partitioning.split()[0]  # one per partitioning: the session outlives the test
     _write_feed(tmp_path / "catalog/products.jsonl.gz", HOSTILE_LINES)
-    first = ingest(spark, tmp_path / "catalog", "raw_test")
+    first = ingest(spark, tmp_path / "catalog", schema)
     assert (first.lines_read, first.blank_lines, first.rows_landed) == (len(HOSTILE_LINES), 3, len(HOSTILE_LINES) - 3)
-    table = spark.table("raw_test.raw_products")
+    table = spark.table(f"{schema}.raw_products")
     assert table.columns == RAW_COLUMNS
     assert table.count() == first.rows_landed
     assert first.load_errors == table.where("_load_error is not null").count() == 10  # lines 4-11, 13 and 14 (18 is under the default 1 MiB)
@@ -193,19 +205,19 @@ def test_ingest_lands_counts_and_is_a_no_op_on_an_unchanged_feed(spark, tmp_path
     assert numbers == [n for n in range(1, len(HOSTILE_LINES) + 1) if n not in (2, 3, 23)]
     assert table.where("_batch_id is null or _loaded_at is null or _source_file is null").count() == 0
 
-    again = ingest(spark, tmp_path / "catalog", "raw_test")
+    again = ingest(spark, tmp_path / "catalog", schema)
     assert again.skipped_unchanged and again.batch_id == first.batch_id
-    log = spark.table("raw_test.raw_feed_loads").collect()
+    log = spark.table(f"{schema}.raw_feed_loads").collect()
     assert len(log) == 1 and (log[0].lines_read, log[0].blank_lines, log[0].rows_landed) == (
         first.lines_read, 3, first.rows_landed)
 
     _write_feed(tmp_path / "catalog/products.jsonl.gz", HOSTILE_LINES[:3])  # changed feed: new snapshot
-    third = ingest(spark, tmp_path / "catalog", "raw_test")
-    assert not third.skipped_unchanged and spark.table("raw_test.raw_products").count() == 1
-    assert spark.table("raw_test.raw_feed_loads").count() == 2
+    third = ingest(spark, tmp_path / "catalog", schema)
+    assert not third.skipped_unchanged and spark.table(f"{schema}.raw_products").count() == 1
+    assert spark.table(f"{schema}.raw_feed_loads").count() == 2
 
 
-def test_line_numbers_stay_exact_over_many_lines(spark, tmp_path):
+def test_line_numbers_stay_exact_over_many_lines(spark, tmp_path, parse_partitioning):
     # several shuffle partitions after numbering; blank lines interleaved
     lines = [json.dumps({"product_id": str(i), "title": f"t{i}"}).encode() if i % 7 else b""
              for i in range(1, 20_001)]
