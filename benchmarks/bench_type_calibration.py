@@ -65,9 +65,9 @@ def judge(assigned: np.ndarray, targets: np.ndarray, types: np.ndarray) -> dict:
         a, g = assigned[:, cols], targets[:, cols] > 0
         stated = g.any(1)
         n, tp = int(a[stated].sum()), int((a & g)[stated].sum())
-        out[t] = {"assigned": n, "precision": tp / n if n else None, "recall": tp / max(int(g.sum()), 1)}
+        out[t] = {"assigned": n, "correct": tp, "precision": tp / n if n else None, "recall": tp / max(int(g.sum()), 1)}
     n = sum(v["assigned"] for v in out.values())
-    tp = sum((v["precision"] or 0) * v["assigned"] for v in out.values())
+    tp = sum(v["correct"] for v in out.values())
     out["all types"] = {"assigned": n, "precision": tp / n if n else None,
                         "recall": float((assigned & (targets > 0)).sum() / max((targets > 0).sum(), 1))}
     return out
