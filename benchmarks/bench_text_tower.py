@@ -169,16 +169,16 @@ def main() -> int:
     from pinlanding import settings
 
     settings.pin_environment()
+    from ml.data import attribute_text
     from ml.train import TrainConfig, load_catalog
     from pinlanding.warehouse import spark_session
 
     cfg = TrainConfig.from_yaml(args.train_config, max_products=args.max_products)
     epochs = args.epochs or cfg.epochs
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     spark = spark_session()
     catalog = load_catalog(spark, settings.target_schema(), cfg, settings.data_dir() / "training" / "cache")
     spark.stop()
-    attr_texts = [f"{t.replace('_', ' ')}: {v.lower()}" for t, v in zip(catalog.attribute_types, catalog.attribute_values)]
+    attr_texts = [attribute_text(t, v) for t, v in zip(catalog.attribute_types, catalog.attribute_values)]
     print(f"{len(catalog.product_ids):,} products ({', '.join(f'{s} {int((catalog.split == s).sum()):,}' for s in ('train', 'validation', 'test'))}), "
           f"{len(catalog.attribute_ids)} attributes, {epochs} epochs, batch {cfg.batch_size}", flush=True)
 

@@ -103,19 +103,21 @@ class DualEncoder(nn.Module):
         """The learned word bag's input for these texts (None when the model has no word bag)."""
         return hashed_words(texts, self.cfg.token_buckets) if self.cfg.token_buckets else None
 
-    def _words(self, tokens, head: nn.Module) -> torch.Tensor | float:
+    def _words(self, tokens, head: str) -> torch.Tensor | float:
+        # The head is named, not passed: a model without a word bag (token_buckets 0, every version
+        # saved before the bag existed) has no such module to look up.
         if tokens is None or not self.cfg.token_buckets:
             return 0.0
-        return head(self.words(*tokens))
+        return getattr(self, head)(self.words(*tokens))
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.visual(images), dim=-1)
 
     def encode_product_text(self, text_features: torch.Tensor, tokens=None) -> torch.Tensor:
-        return F.normalize(self.product_text(text_features) + self._words(tokens, self.product_words), dim=-1)
+        return F.normalize(self.product_text(text_features) + self._words(tokens, "product_words"), dim=-1)
 
     def encode_attributes(self, attribute_features: torch.Tensor, tokens=None) -> torch.Tensor:
-        return F.normalize(self.attribute_text(attribute_features) + self._words(tokens, self.attribute_words), dim=-1)
+        return F.normalize(self.attribute_text(attribute_features) + self._words(tokens, "attribute_words"), dim=-1)
 
     def encode_vocabulary(self, attribute_features: torch.Tensor, word_texts: list[str]) -> torch.Tensor:
         """Attribute embeddings of a vocabulary: MiniLM features plus the word bag over each

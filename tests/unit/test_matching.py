@@ -192,7 +192,18 @@ def test_configs_saved_before_new_settings_still_load():
     legacy = {k: v for k, v in TINY.to_dict().items() if k not in ("vision_tower", "token_buckets")}
     cfg = DualEncoderConfig.from_dict(legacy)
     assert cfg.vision_tower == "vit" and cfg.token_buckets == 0
-    DualEncoder(cfg)
+    model = DualEncoder(cfg).eval()
+    # and they still score: no word bag, so the text towers are the MiniLM heads alone
+    texts = ["navy blue cotton tee", "black leather belt"]
+    assert model.tokenize(texts) is None
+    features = torch.from_numpy(D.text_features(texts))
+    with torch.no_grad():
+        products = model.encode_product(features, torch.randn(1, 3, cfg.image_size, cfg.image_size),
+                                        torch.tensor([True, False]), model.tokenize(texts))
+        attributes = model.encode_vocabulary(torch.zeros(3, 384), ["colour navy", "colour black", "type belt"])
+        bare_tokens = model.encode_product_text(features, D_hashed(texts))  # tokens given anyway: ignored
+    assert products.shape == (2, cfg.embed_dim) and attributes.shape == (3, cfg.embed_dim)
+    assert torch.allclose(bare_tokens, model.encode_product_text(features, None))
 
 
 def test_augment_keeps_shape_and_colour():
