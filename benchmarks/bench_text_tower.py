@@ -97,7 +97,7 @@ def run_arm(name: str, catalog, cfg, top: TopLayer | None, states, lengths, attr
             epochs: int, layer_lr: float) -> dict:
     from ml.evaluate import recall_at_k, reweight, tune_beta
     from ml.model import DualEncoder
-    from ml.train import seed_everything
+    from ml.train import product_tokens, seed_everything
 
     seed_everything(cfg.seed)
     model = DualEncoder(cfg.model)
@@ -122,7 +122,7 @@ def run_arm(name: str, catalog, cfg, top: TopLayer | None, states, lengths, attr
             top.eval()
         attributes = model.encode_vocabulary(attribute_features(), words)
         rows = catalog.rows(split)
-        out = [model.encode_product_text(product_features(r), model.tokenize([catalog.product_texts[i] for i in r]))
+        out = [model.encode_product_text(product_features(r), product_tokens(model, catalog, r))
                for r in np.array_split(rows, max(1, len(rows) // 512))]
         model.train()
         if top is not None:
@@ -137,20 +137,18 @@ def run_arm(name: str, catalog, cfg, top: TopLayer | None, states, lengths, attr
         order = rng.permutation(train_rows)
         for start in range(0, len(order), cfg.batch_size):
             rows = order[start:start + cfg.batch_size]
-            products = model.encode_product_text(product_features(rows),
-                                                 model.tokenize([catalog.product_texts[i] for i in rows]))
+            products = model.encode_product_text(product_features(rows), product_tokens(model, catalog, rows))
             attributes = model.encode_vocabulary(attribute_features(), words)
             loss = model.criterion(products, attributes, catalog.targets[rows])["loss"]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        scores, targets = split_scores("validation")
-        r10 = recall_at_k(scores, targets, ks=(10,))["recall_at_10"]
+        val_scores, val_targets = split_scores("validation")  # the last epoch's also tunes beta below
+        r10 = recall_at_k(val_scores, val_targets, ks=(10,))["recall_at_10"]
         history.append((r10, time.perf_counter() - epoch_started))
         print(f"  {name}: epoch {epoch + 1}/{epochs} validation text-only R@10 {r10:.4f} "
               f"({history[-1][1]:.0f} s)", flush=True)
     seconds = time.perf_counter() - started
-    val_scores, val_targets = split_scores("validation")
     beta = tune_beta(val_scores, val_targets, prior)
     test_scores, test_targets = split_scores("test")
     test = recall_at_k(reweight(test_scores, prior, beta), test_targets, catalog.attribute_types)
