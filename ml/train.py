@@ -69,6 +69,16 @@ def seed_everything(seed: int) -> None:
 
 # ---------------------------------------------------------------------------------------- data
 
+def stored_text_features(spark, schema: str, max_tokens: int) -> dict[str, np.ndarray]:
+    """Product text features the warehouse already holds under this encoder (product_text_features,
+    built by `dbt build`; none before the first build), so training does not embed them again."""
+    if not spark.catalog.tableExists(f"{schema}.product_text_features"):
+        return {}
+    rows = spark.sql(f"select text_hash, features from {schema}.product_text_features "
+                     f"where encoder = '{D.text_encoder(max_tokens)}'").toPandas()
+    return {h: np.asarray(f, dtype=np.float32) for h, f in zip(rows["text_hash"], rows["features"])}
+
+
 def load_catalog(spark, schema: str, cfg: TrainConfig, cache_dir: Path) -> D.Catalog:
     """Products, the active vocabulary and the ground truth (curated attributes the merchant's own
     fields state) from the warehouse."""
@@ -96,7 +106,8 @@ def load_catalog(spark, schema: str, cfg: TrainConfig, cache_dir: Path) -> D.Cat
 
     texts = [D.product_text(t, d) for t, d in zip(products["title"], products["description"])]
     attr_texts = [D.attribute_text(t, v) for t, v in zip(vocab["attribute_type"], vocab["canonical_value"])]
-    text = torch.from_numpy(D.text_features(texts, cache_dir, cfg.text_max_tokens))
+    stored = stored_text_features(spark, schema, cfg.text_max_tokens)
+    text = torch.from_numpy(D.text_features(texts, cache_dir, cfg.text_max_tokens, known=stored))
     attribute_text = torch.from_numpy(D.text_features(attr_texts, cache_dir, cfg.text_max_tokens))
 
     image_index = np.full(len(products), -1)
@@ -109,7 +120,7 @@ def load_catalog(spark, schema: str, cfg: TrainConfig, cache_dir: Path) -> D.Cat
     return D.Catalog(products["product_id"].tolist(), texts, split, text, images, image_index, targets,
                      vocab["attribute_id"].tolist(), vocab["attribute_type"].tolist(),
                      vocab["canonical_value"].tolist(), [list(a) for a in vocab["aliases"]], attribute_text,
-                     prior.log(), products[["product_id", "title", "description", "image_path"]])
+                     prior.log(), products[["product_id", "title", "description", "image_path"]], cfg.text_max_tokens)
 
 
 def batches(catalog: D.Catalog, rows: np.ndarray, cfg: TrainConfig, rng: np.random.Generator):
@@ -366,6 +377,9 @@ def champion_recall_on(catalog: D.Catalog, champion_version_id: str, feature_cac
 
     champion = load_local(mlflow.artifacts.download_artifacts(f"models:/{REGISTERED_MODEL}/{champion_version_id}"))
     champion.feature_cache = feature_cache
+    # the catalog's MiniLM features serve the champion too when it reads texts with the same limit
+    stored = ({D.text_key(t): v for t, v in zip(catalog.product_texts, catalog.text.numpy())}
+              if catalog.text_max_tokens == champion.text_max_tokens else None)
     rows = catalog.rows("validation")
     frame = catalog.products.iloc[rows].reset_index(drop=True)
     known = {a["attribute_id"]: j for j, a in enumerate(champion.vocabulary)}
@@ -373,7 +387,7 @@ def champion_recall_on(catalog: D.Catalog, champion_version_id: str, feature_cac
     ours = np.array([c for c, a in enumerate(catalog.attribute_ids) if a in known], dtype=int)
     theirs = np.array([known[catalog.attribute_ids[c]] for c in ours], dtype=int)
     for start in range(0, len(frame), 512):
-        chunk = champion.scores(frame.iloc[start:start + 512])
+        chunk = champion.scores(frame.iloc[start:start + 512], text_features=stored)
         scores[start:start + len(chunk), ours] = chunk[:, theirs]
     targets = catalog.targets[rows].numpy()
     ranks, cols = ranks_of_positives(scores, targets)

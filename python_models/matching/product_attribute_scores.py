@@ -6,6 +6,8 @@ rows of products whose content hash and model version are unchanged and scores o
 directory and the attribute embeddings travel inside the task (bytes, not a driver path: on a
 cluster or behind Spark Connect the executors do not see the driver's files); each Python worker
 unpacks and loads the model once (ml/pyfunc.load_packed) and scores a partition at a time.
+MiniLM features come from the text-feature store (product_text_features) by text hash; a worker
+embeds a text itself only when the store has none under the champion's encoder and token limit.
 """
 
 import numpy as np
@@ -16,11 +18,19 @@ SCHEMA = (
     " attribute_type string, value string, score double, rank int, scored_at timestamp"
 )
 COLUMNS = [c.split()[0] for c in SCHEMA.split(", ")]
+PRODUCT_COLUMNS = ["product_id string", "title string", "description string", "image_path string", "content_hash string"]
 
 
-def score_partition(batches, packed_model, version, vocab, top_k, feature_cache, batch_size=256):
+def with_text_hash(batches):
+    from ml.data import product_text, text_key
+
+    for frame in batches:
+        yield frame.assign(text_hash=[text_key(product_text(t or "", d))
+                                      for t, d in zip(frame["title"], frame["description"])])
+
+
+def score_partition(batches, packed_model, version, vocab, top_k, batch_size=256):
     from datetime import datetime, timezone
-    from pathlib import Path
 
     from ml.pyfunc import load_packed
 
@@ -31,13 +41,13 @@ def score_partition(batches, packed_model, version, vocab, top_k, feature_cache,
     torch.set_num_threads(1)
     scored_at = datetime.now(timezone.utc).replace(tzinfo=None)
     model = load_packed(packed_model)
-    # MiniLM features computed at training time are reused where this worker can see them;
-    # elsewhere they are computed (the text tower is in every worker's environment).
-    model.feature_cache = Path(feature_cache) if feature_cache and Path(feature_cache).is_dir() else None
     for frame in batches:
         for start in range(0, len(frame), batch_size):
             chunk = frame.iloc[start:start + batch_size].reset_index(drop=True)
-            scores = model.scores(chunk)  # the served score (ml/pyfunc.py), the same as evaluation's
+            stored = {h: np.asarray(f, dtype=np.float32) for h, f in zip(chunk["text_hash"], chunk["features"])
+                      if f is not None}
+            # the served score (ml/pyfunc.py), the same as evaluation's
+            scores = model.scores(chunk, text_features=stored)
             top = np.argsort(-scores, axis=1)[:, :top_k]
             rows = [(chunk.product_id[i], chunk.content_hash[i], version, vocab["ids"][j], vocab["types"][j],
                      vocab["values"][j], float(scores[i, j]), r + 1, scored_at)
@@ -50,8 +60,8 @@ def model(dbt, session):
     top_k = int(dbt.config.get("score_top_k"))
     from pyspark.sql import functions as F
 
+    from ml.data import text_encoder
     from ml.pyfunc import load_local, pack_model_dir, resolve_champion
-    from pinlanding.settings import data_dir
     from pinlanding.tracking import configure
 
     configure()
@@ -63,7 +73,7 @@ def model(dbt, session):
         "values": [a["value"] for a in champion.vocabulary],
     }
     packed_model = pack_model_dir(model_dir)
-    products = dbt.ref("int_products").select("product_id", "title", "description", "image_path", "content_hash")
+    products = dbt.ref("int_products").select(*[c.split()[0] for c in PRODUCT_COLUMNS])
 
     kept = None
     if dbt.is_incremental:
@@ -72,9 +82,12 @@ def model(dbt, session):
         kept = previous.join(current, ["product_id", "content_hash", "model_version"], "left_semi")
         products = products.join(kept.select("product_id").distinct(), "product_id", "left_anti")
 
-    feature_cache = str(data_dir() / "training" / "cache")
+    features = (dbt.ref("product_text_features").where(F.col("encoder") == text_encoder(champion.text_max_tokens))
+                .select("text_hash", "features").dropDuplicates(["text_hash"]))
+    products = (products.mapInPandas(with_text_hash, schema=", ".join([*PRODUCT_COLUMNS, "text_hash string"]))
+                .join(features, "text_hash", "left"))
     # SparkContext.defaultParallelism does not exist behind Spark Connect: use the shuffle width.
     partitions = max(int(session.conf.get("spark.sql.shuffle.partitions")), 1)
     scored = products.repartition(partitions).mapInPandas(
-        lambda batches: score_partition(batches, packed_model, version, vocab, top_k, feature_cache), schema=SCHEMA)
+        lambda batches: score_partition(batches, packed_model, version, vocab, top_k), schema=SCHEMA)
     return scored if kept is None else kept.select(*COLUMNS).unionByName(scored)

@@ -232,6 +232,15 @@ def test_scores_are_incremental_and_assignments_respect_single_valued_types(spar
     assert scores.groupBy("product_id").count().where("count != 10").count() == 0
     # the second run scored nothing: every row is from the first run
     assert scores.agg({"scored_at": "max"}).first()[0] < pipeline["between_runs"]
+    # the text-feature store holds each distinct product text once, embedded in the first run only
+    from ml.data import product_text, text_key
+
+    texts = spark.table(f"{SCHEMA}.int_products").select("title", "description").toPandas()
+    hashes = {text_key(product_text(t or "", d)) for t, d in zip(texts["title"], texts["description"])}
+    features = spark.table(f"{SCHEMA}.product_text_features").toPandas()
+    assert sorted(features["text_hash"]) == sorted(hashes)
+    assert features["features"].map(len).eq(384).all()
+    assert features["embedded_at"].max() < pipeline["between_runs"]
     doubled = spark.sql(f"""
         select a.product_id, a.attribute_type from {SCHEMA}.product_attributes_assigned a
         join {SCHEMA}.attribute_types t using (attribute_type)

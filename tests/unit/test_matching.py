@@ -150,6 +150,39 @@ def test_pyfunc_round_trip_through_the_registry_and_champion_rule(tmp_path, monk
     assert len(first) == 3 and set(first[0]) == {"attribute_id", "type", "value", "score"}
     assert first[0]["score"] >= first[1]["score"] >= first[2]["score"]
 
+    # features from the store (by text key) score exactly as features the model embeds itself
+    served = loaded.unwrap_python_model()
+    texts = [D.product_text(t, d) for t, d in zip(frame["title"], frame["description"])]
+    stored = dict(zip(map(D.text_key, texts), D.text_features(texts, max_seq_length=32, persist=False)))
+    np.testing.assert_allclose(served.scores(frame, text_features=stored), served.scores(frame), atol=1e-5)
+    swapped = {k: stored[other] for k, other in zip(stored, reversed(list(stored)))}
+    assert not np.allclose(served.scores(frame, text_features=swapped), served.scores(frame), atol=1e-3)
+
+
+def test_text_features_embed_only_what_is_not_known(monkeypatch):
+    import ml.embeddings
+
+    embedded = []
+    real = ml.embeddings.embed
+    monkeypatch.setattr(ml.embeddings, "embed", lambda texts, **kw: embedded.extend(texts) or real(texts, **kw))
+    texts = ["red floral dress. summer", "black leather belt.", "red floral dress. summer"]
+    known = {D.text_key(texts[0]): np.full(384, 0.5, dtype=np.float32)}
+    out = D.text_features(texts, None, 64, persist=False, known=known)
+    assert embedded == ["black leather belt."]  # once, and never the known text
+    assert np.array_equal(out[0], known[D.text_key(texts[0])]) and np.array_equal(out[0], out[2])
+    assert abs(float(np.linalg.norm(out[1])) - 1.0) < 1e-5
+    assert D.text_encoder(64) != D.text_encoder(32)  # another token limit is another encoder
+
+
+def test_bfloat16_features_agree_with_float32():
+    from ml.embeddings import embed
+
+    texts = ["Men Navy Blue Solid Polo T-shirt. Cotton, regular fit", "Women Red Floral Maxi Dress", "Black Belt"]
+    full, half = embed(texts), embed(texts, bfloat16=True)
+    assert half.dtype == np.float32 and half.shape == full.shape
+    assert ((full * half).sum(1) > 0.999).all()  # what the feature store relies on (cosine 0.99998 measured)
+    assert not np.array_equal(full, half)  # and bfloat16 did run
+
 
 @pytest.mark.parametrize("cfg", [TINY, TINY_RESNET], ids=["vit", "resnet"])
 def test_encode_product_fuses_only_the_rows_with_a_photo(cfg):
