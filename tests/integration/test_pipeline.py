@@ -44,7 +44,8 @@ def pipeline(tmp_path_factory, real_catalog):
                PINLANDING_LLM_BACKEND="local", PINLANDING_LLM_SAMPLE_SIZE=str(LLM_SAMPLE))
     env.pop("MLFLOW_TRACKING_URI")
     # this feed's photos are bad on purpose; its 206 products need a lower frequency filter
-    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3, min_products: 3}",
+    # text_max_tokens: the tiny config's token limit, so scoring reads the text-feature store
+    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3, min_products: 3, text_max_tokens: 32}",
                "--train-config", str(PROJECT_DIR / "ml/configs/tiny.yaml")]
     first = _run([BIN / "pinlanding", "run", *lenient], env)
     between_runs = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -240,6 +241,7 @@ def test_scores_are_incremental_and_assignments_respect_single_valued_types(spar
     features = spark.table(f"{SCHEMA}.product_text_features").toPandas()
     assert sorted(features["text_hash"]) == sorted(hashes)
     assert features["features"].map(len).eq(384).all()
+    assert features["encoder"].str.endswith("/max32").all()  # the champion's (tiny.yaml) token limit
     assert features["embedded_at"].max() < pipeline["between_runs"]
     doubled = spark.sql(f"""
         select a.product_id, a.attribute_type from {SCHEMA}.product_attributes_assigned a
