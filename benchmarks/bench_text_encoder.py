@@ -27,6 +27,7 @@ import numpy as np
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 
 
 def int8_minilm(max_tokens: int):
@@ -61,26 +62,18 @@ def main() -> int:
     settings.pin_environment()
     from ml import data as D
     from ml.embeddings import bfloat16_is_native, embed, load_minilm
-    from ml.pyfunc import load_local, resolve_champion
-    from ml.train import TrainConfig, evaluate_model, load_catalog
-    from pinlanding.tracking import configure
-    from pinlanding.warehouse import spark_session
+    from ml.train import TrainConfig, evaluate_model
 
-    configure()
-    version, model_dir = resolve_champion()
-    served = load_local(model_dir)
+    from champion_catalog import champion_and_catalog
+
     cfg = TrainConfig.from_yaml(args.train_config)
-    spark = spark_session()
-    catalog = load_catalog(spark, settings.target_schema(), cfg, settings.data_dir() / "training" / "cache")
+    version, served, catalog, spark = champion_and_catalog(args.train_config)
     spark.stop()
-    if catalog.attribute_ids != [a["attribute_id"] for a in served.vocabulary]:
-        print("the warehouse vocabulary differs from the champion's: retrain or rebuild first", file=sys.stderr)
-        return 1
 
     torch.set_num_threads(1)
     fp32 = load_minilm()
     fp32.max_seq_length = cfg.text_max_tokens
-    encoders = {"float32": lambda texts: encode(fp32, texts),
+    encoders = {"float32": lambda texts: embed(texts),
                 "bfloat16": lambda texts: embed(texts, bfloat16=True),
                 "int8": lambda texts: encode(int8, texts)}
     int8 = int8_minilm(cfg.text_max_tokens)

@@ -30,6 +30,7 @@ import numpy as np
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 
 
 def assign_served(scores: np.ndarray, types: np.ndarray, single: set[str], thresholds: dict) -> np.ndarray:
@@ -83,20 +84,14 @@ def main() -> int:
 
     settings.pin_environment()
     from ml.evaluate import reweight
-    from ml.pyfunc import load_local, resolve_champion
-    from ml.train import TrainConfig, load_catalog, scores_for
-    from pinlanding.tracking import configure
-    from pinlanding.warehouse import spark_session
+    from ml.train import scores_for
 
-    configure()
-    version, model_dir = resolve_champion()
-    served = load_local(model_dir)
-    spark = spark_session()
+    from champion_catalog import champion_and_catalog
+
+    version, served, catalog, spark = champion_and_catalog(args.train_config)
     schema = settings.target_schema()
     single = {r.attribute_type for r in spark.sql(
         f"select attribute_type from {schema}.attribute_types where single_valued").collect()}
-    catalog = load_catalog(spark, schema, TrainConfig.from_yaml(args.train_config),
-                           settings.data_dir() / "training" / "cache")
     collections = spark.sql(f"select collection_id, attribute_ids, attribute_types from {schema}.collections "
                             "where status = 'published'").toPandas()
     unseen_feeds = spark.sql(f"select collection_id, product_id, position from {schema}.collection_feeds "
@@ -104,9 +99,6 @@ def main() -> int:
     merchant = spark.sql(f"select product_id, attribute_id from {schema}.product_attributes_curated "
                          "where array_contains(source_backends, 'catalog')").toPandas()
     spark.stop()
-    if catalog.attribute_ids != [a["attribute_id"] for a in served.vocabulary]:
-        print("the warehouse vocabulary differs from the champion's: retrain or rebuild first", file=sys.stderr)
-        return 1
     thresholds = settings.project_var("assignment_thresholds")
     types = np.array(catalog.attribute_types)
     scale = float(served.model.criterion.scale().detach())
