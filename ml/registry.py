@@ -26,3 +26,17 @@ def champion_version(client=None, name: str = REGISTERED_MODEL, alias: str = CHA
     if alias not in (model.aliases or {}):
         return None
     return client.get_model_version_by_alias(name, alias)
+
+
+def champion_text_max_tokens(client=None, name: str = REGISTERED_MODEL, alias: str = CHAMPION_ALIAS) -> int | None:
+    """The MiniLM token limit the champion was trained (and so scores) with, from its training
+    run's `text_max_tokens` param; None when there is no champion or its run did not log one.
+    The text-feature store must be built at this limit for scoring to read it."""
+    from mlflow import MlflowClient
+
+    client = client or MlflowClient()
+    version = champion_version(client, name=name, alias=alias)
+    if version is None or not version.run_id:
+        return None
+    value = client.get_run(version.run_id).data.params.get("text_max_tokens")
+    return int(value) if value is not None else None

@@ -69,13 +69,16 @@ def seed_everything(seed: int) -> None:
 
 # ---------------------------------------------------------------------------------------- data
 
-def stored_text_features(spark, schema: str, max_tokens: int) -> dict[str, np.ndarray]:
-    """Product text features the warehouse already holds under this encoder (product_text_features,
-    built by `dbt build`; none before the first build), so training does not embed them again."""
-    if not spark.catalog.tableExists(f"{schema}.product_text_features"):
+def stored_text_features(spark, schema: str, max_tokens: int, texts: list[str]) -> dict[str, np.ndarray]:
+    """Features of these product texts that the warehouse already holds under this encoder
+    (product_text_features, built by `dbt build`; none before the first build), so training does not
+    embed them again. Only the texts asked for reach the driver: the store keeps every text it has
+    ever seen (a 1M-product store is ~1.5 GB of floats; a `max_products` run needs a few hundred)."""
+    if not texts or not spark.catalog.tableExists(f"{schema}.product_text_features"):
         return {}
-    rows = spark.sql(f"select text_hash, features from {schema}.product_text_features "
-                     f"where encoder = '{D.text_encoder(max_tokens)}'").toPandas()
+    wanted = spark.createDataFrame(pd.DataFrame({"text_hash": sorted({D.text_key(t) for t in texts})}))
+    rows = (spark.table(f"{schema}.product_text_features").where(f"encoder = '{D.text_encoder(max_tokens)}'")
+            .select("text_hash", "features").join(wanted, "text_hash", "left_semi").toPandas())
     return {h: np.asarray(f, dtype=np.float32) for h, f in zip(rows["text_hash"], rows["features"])}
 
 
@@ -106,7 +109,7 @@ def load_catalog(spark, schema: str, cfg: TrainConfig, cache_dir: Path) -> D.Cat
 
     texts = [D.product_text(t, d) for t, d in zip(products["title"], products["description"])]
     attr_texts = [D.attribute_text(t, v) for t, v in zip(vocab["attribute_type"], vocab["canonical_value"])]
-    stored = stored_text_features(spark, schema, cfg.text_max_tokens)
+    stored = stored_text_features(spark, schema, cfg.text_max_tokens, texts)
     text = torch.from_numpy(D.text_features(texts, cache_dir, cfg.text_max_tokens, known=stored))
     attribute_text = torch.from_numpy(D.text_features(attr_texts, cache_dir, cfg.text_max_tokens))
 

@@ -141,6 +141,30 @@ def has_champion() -> bool:
     return champion_version() is not None
 
 
+def with_store_token_limit(dbt_vars: str | None, train_config: str) -> tuple[str, int, str]:
+    """dbt vars with `text_max_tokens` set to the MiniLM token limit scoring will ask the
+    text-feature store for, and where it came from. The store is keyed by the limit, so a store
+    built at another one is never read (scoring then embeds every text itself: correct, several
+    times slower). Order: the user's --vars; else the champion's (its training run's param); else the
+    training config's, since this run will train that model first."""
+    import yaml
+
+    given = yaml.safe_load(dbt_vars) if dbt_vars else {}
+    if not isinstance(given, dict):
+        raise SystemExit(f"--vars must be a YAML mapping, got {dbt_vars!r}")
+    if "text_max_tokens" in given:
+        return dbt_vars, int(given["text_max_tokens"]), "from --vars"
+    from ml.registry import champion_text_max_tokens
+    from ml.train import TrainConfig
+    from pinlanding.tracking import configure
+
+    configure()
+    limit, source = champion_text_max_tokens(), "the champion model's"
+    if limit is None:
+        limit, source = TrainConfig.from_yaml(train_config).text_max_tokens, f"from {Path(train_config).name}"
+    return json.dumps({**given, "text_max_tokens": limit}), limit, source
+
+
 def cmd_train(args) -> int:
     from ml.registry import REGISTERED_MODEL
     from ml.train import EXPERIMENT, TrainConfig, train
@@ -160,6 +184,8 @@ def cmd_train(args) -> int:
 
 def cmd_run(args) -> int:
     started = time.perf_counter()
+    args.vars, limit, source = with_store_token_limit(args.vars, args.train_config)
+    print(f"text-feature store at {limit} tokens ({source})")
 
     def train_if_needed() -> int:
         if has_champion():

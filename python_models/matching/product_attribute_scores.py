@@ -82,8 +82,14 @@ def model(dbt, session):
         kept = previous.join(current, ["product_id", "content_hash", "model_version"], "left_semi")
         products = products.join(kept.select("product_id").distinct(), "product_id", "left_anti")
 
-    features = (dbt.ref("product_text_features").where(F.col("encoder") == text_encoder(champion.text_max_tokens))
+    encoder = text_encoder(champion.text_max_tokens)
+    features = (dbt.ref("product_text_features").where(F.col("encoder") == encoder)
                 .select("text_hash", "features").dropDuplicates(["text_hash"]))
+    if features.isEmpty() and not products.isEmpty():
+        # correct but several times slower: say why, and how to make the store match
+        print(f"product_attribute_scores: the text-feature store holds nothing under {encoder}, the champion's "
+              f"encoder: every product text is embedded here. Build product_text_features with "
+              f"--vars '{{text_max_tokens: {champion.text_max_tokens}}}' (`pinlanding run` sets it itself).")
     products = (products.mapInPandas(with_text_hash, schema=", ".join([*PRODUCT_COLUMNS, "text_hash string"]))
                 .join(features, "text_hash", "left"))
     # SparkContext.defaultParallelism does not exist behind Spark Connect: use the shuffle width.

@@ -44,8 +44,8 @@ def pipeline(tmp_path_factory, real_catalog):
                PINLANDING_LLM_BACKEND="local", PINLANDING_LLM_SAMPLE_SIZE=str(LLM_SAMPLE))
     env.pop("MLFLOW_TRACKING_URI")
     # this feed's photos are bad on purpose; its 206 products need a lower frequency filter
-    # text_max_tokens: the tiny config's token limit, so scoring reads the text-feature store
-    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3, min_products: 3, text_max_tokens: 32}",
+    # no text_max_tokens: `pinlanding run` builds the text-feature store at tiny.yaml's limit (32), then the champion's
+    lenient = ["--min-image-valid-rate", "0.5", "--vars", "{min_attribute_products: 3, min_products: 3}",
                "--train-config", str(PROJECT_DIR / "ml/configs/tiny.yaml")]
     first = _run([BIN / "pinlanding", "run", *lenient], env)
     between_runs = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -224,6 +224,10 @@ def test_vocabulary_is_curated_with_stable_ids(spark):
 def test_first_run_trains_a_champion_and_the_second_reuses_it(pipeline):
     assert "no champion model in the registry: training one" in pipeline["out"]["first"].stdout
     assert "champion model found in the registry; not training" in pipeline["out"]["second"].stdout
+    # the text-feature store's token limit: the config's before a champion exists, then the champion's
+    assert "text-feature store at 32 tokens (from tiny.yaml)" in pipeline["out"]["first"].stdout
+    assert "text-feature store at 32 tokens (the champion model's)" in pipeline["out"]["second"].stdout
+    assert "the text-feature store holds nothing under" not in pipeline["out"]["first"].stdout
 
 
 def test_scores_are_incremental_and_assignments_respect_single_valued_types(spark, pipeline):

@@ -301,3 +301,37 @@ def test_an_unreadable_registry_is_an_error_not_no_champion(tmp_path, monkeypatc
     empty.mkdir()
     mlflow.set_tracking_uri(f"sqlite:///{empty / 'mlflow.db'}")
     assert champion_version() is None                              # a readable registry without the model
+
+
+def test_pinlanding_run_builds_the_text_store_at_the_token_limit_scoring_reads(tmp_path, monkeypatch):
+    """The store is keyed by the token limit: `pinlanding run` builds it at the champion's (else the
+    training config's), so scoring finds the features instead of embedding every text again."""
+    import json
+
+    import mlflow
+
+    from ml.train import register_model
+    from pinlanding.cli import with_store_token_limit
+    from pinlanding.settings import PROJECT_DIR
+
+    monkeypatch.setenv("PINLANDING_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tiny, default = str(PROJECT_DIR / "ml/configs/tiny.yaml"), str(PROJECT_DIR / "ml/configs/default.yaml")
+    # no champion yet: the run trains the config's model first, so the store takes its limit (tiny: 32)
+    dbt_vars, limit, source = with_store_token_limit("{llm_sample_size: 20}", tiny)
+    assert (json.loads(dbt_vars), limit) == ({"llm_sample_size": 20, "text_max_tokens": 32}, 32)
+    assert "tiny.yaml" in source
+    assert with_store_token_limit("{text_max_tokens: 48}", tiny)[:2] == ("{text_max_tokens: 48}", 48)
+    with pytest.raises(SystemExit, match="YAML mapping"):
+        with_store_token_limit("[1, 2]", tiny)
+
+    from pinlanding.tracking import configure
+
+    configure()
+    with mlflow.start_run():
+        mlflow.log_param("text_max_tokens", 40)
+        register_model(mlflow, mlflow.active_run().info.run_id, DualEncoder(TINY), _catalog(split="validation"),
+                       0.0, 0.9, tmp_path, 40)
+    # a champion exists: its limit wins over the training config's (64 in default.yaml)
+    dbt_vars, limit, source = with_store_token_limit(None, default)
+    assert (json.loads(dbt_vars), limit, source) == ({"text_max_tokens": 40}, 40, "the champion model's")
