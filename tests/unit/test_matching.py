@@ -158,6 +158,16 @@ def test_pyfunc_round_trip_through_the_registry_and_champion_rule(tmp_path, monk
     swapped = {k: stored[other] for k, other in zip(stored, reversed(list(stored)))}
     assert not np.allclose(served.scores(frame, text_features=swapped), served.scores(frame), atol=1e-3)
 
+    # bfloat16 towers (var scoring_precision) score like float32, photos included, and do run
+    photos = _photos(tmp_path, 2)
+    with_photos = frame.assign(image_path=photos)
+    for image_only in (False, True):
+        full = served.scores(with_photos, image_only=image_only, text_features=stored)
+        half = served.scores(with_photos, image_only=image_only, text_features=stored, bfloat16=True)
+        assert half.dtype == full.dtype and half.shape == full.shape
+        np.testing.assert_allclose(half, full, atol=0.02)
+        assert not np.array_equal(half, full)
+
 
 def test_text_features_embed_only_what_is_not_known(monkeypatch):
     import ml.embeddings
@@ -172,6 +182,34 @@ def test_text_features_embed_only_what_is_not_known(monkeypatch):
     assert np.array_equal(out[0], known[D.text_key(texts[0])]) and np.array_equal(out[0], out[2])
     assert abs(float(np.linalg.norm(out[1])) - 1.0) < 1e-5
     assert D.text_encoder(64) != D.text_encoder(32)  # another token limit is another encoder
+
+
+def _photos(folder, n: int) -> list[str]:
+    """n distinct 224-px JPEG photos (the catalog's size): smooth colour fields, like product shots."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        coarse = Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+        paths.append(str(folder / f"photo{i}.jpg"))
+        coarse.resize((224, 224), Image.BICUBIC).save(paths[-1], quality=90)
+    return paths
+
+
+def test_photos_decode_at_a_reduced_scale_close_to_a_full_decode(tmp_path):
+    from PIL import Image
+
+    jpeg = _photos(tmp_path, 1)[0]
+    with Image.open(jpeg) as image:
+        full = np.asarray(image.convert("RGB").resize((96, 96), Image.BICUBIC), dtype=np.float32)
+    drafted = (D.load_image(jpeg, 96) * D.STD + D.MEAN).permute(1, 2, 0).numpy() * 255
+    assert drafted.shape == (96, 96, 3)
+    assert np.abs(drafted - full).mean() < 3  # of 255 (catalog photos: 1.05): DCT-scaled decode, same resize
+    assert np.abs(drafted - full).max() > 1  # and it did decode at the reduced scale
+    png = tmp_path / "photo.png"  # draft mode is JPEG-only: other formats decode in full
+    Image.open(jpeg).save(png)
+    assert D.load_image(str(png), 96).shape == (3, 96, 96)
 
 
 def test_bfloat16_features_agree_with_float32():
