@@ -1,6 +1,7 @@
 """Score the whole catalog in the warehouse with the champion model; print products/s and peak RSS.
 
     .venv/bin/python benchmarks/bench_scoring.py     # after `make run` (needs int_products and a champion)
+    .venv/bin/python benchmarks/bench_scoring.py --vars "{scoring_precision: float32}"
 
 Runs `dbt run --select product_attribute_scores --full-refresh` (every product rescored) in a
 child process and samples the RSS of its process tree (driver, Spark JVM, Python workers).
@@ -8,6 +9,7 @@ child process and samples the RSS of its process tree (driver, Spark JVM, Python
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,7 +22,7 @@ CHILD = """
 import json, sys
 from pinlanding import cli, settings
 settings.pin_environment()
-ok = cli.dbt_invoke(["run", "--select", "product_attribute_scores", "--full-refresh"])
+ok = cli.dbt_invoke(["run", "--select", "product_attribute_scores", "--full-refresh"], dbt_vars=sys.argv[1] or None)
 from pinlanding.warehouse import spark_session
 s = spark_session()
 t = s.table(settings.target_schema() + ".product_attribute_scores")
@@ -28,8 +30,11 @@ print("RESULT " + json.dumps({"ok": ok, "products": t.select("product_id").disti
 """
 
 
-def main() -> int:
-    run = run_measured([sys.executable, "-c", CHILD], cwd=PROJECT_DIR)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vars", default="", help="dbt vars for the run (YAML), e.g. '{scoring_precision: float32}'")
+    args = parser.parse_args(argv)
+    run = run_measured([sys.executable, "-c", CHILD, args.vars], cwd=PROJECT_DIR)
     output, code, wall, peak = run.output, run.returncode, run.wall_s, run.peak_rss_mib
     line = next((l for l in output.splitlines() if l.startswith("RESULT ")), None)
     result = json.loads(line[len("RESULT "):]) if line else {}

@@ -100,8 +100,9 @@ def model(dbt, session):
     if features.isEmpty() and not products.isEmpty():
         # correct but several times slower: say why, and how to make the store match
         print(f"product_attribute_scores: the text-feature store holds nothing under {encoder}, the champion's "
-              f"encoder: every product text is embedded here. Build product_text_features with "
-              f"--vars '{{text_max_tokens: {champion.text_max_tokens}}}' (`pinlanding run` sets it itself).")
+              "encoder: every product text is embedded here. Build product_text_features with --vars "
+              "'{text_max_tokens: " + str(champion.text_max_tokens) + "}' (`pinlanding run` sets it itself).")
+        # (no f-string braces above: dbt renders Python models with Jinja, where a doubled brace opens an expression)
     products = (products.mapInPandas(with_text_hash, schema=", ".join([*PRODUCT_COLUMNS, "text_hash string"]))
                 .join(features, "text_hash", "left"))
     # SparkContext.defaultParallelism does not exist behind Spark Connect: use the shuffle width.
