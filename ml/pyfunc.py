@@ -43,7 +43,7 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
                        text_features: dict[str, np.ndarray] | None = None, bfloat16: bool = False) -> np.ndarray:
         """`text_features`: MiniLM features already at hand, by ml.data.text_key (the feature store).
         `bfloat16`: run the towers under bfloat16 autocast (where the CPU has it natively: the
-        photo tower ~2x faster, embeddings at cosine 0.9999 to float32; benchmarks/bench_image_scoring.py);
+        photo tower ~1.6x faster, top-10 attributes 99.9% the same; benchmarks/bench_image_scoring.py);
         MiniLM, when a text is not in `text_features`, stays in float32 here."""
         from ml import data as D
 

@@ -9,7 +9,7 @@ unpacks and loads the model once (ml/pyfunc.load_packed) and scores a partition 
 MiniLM features come from the text-feature store (product_text_features) by text hash; a worker
 embeds a text itself only when the store has none under the champion's encoder and token limit.
 Var `scoring_precision`: `auto` runs the towers under bfloat16 autocast on workers whose CPU has
-native bfloat16 (the photo tower ~2x faster, top-10 attributes 99.6% the same as float32's:
+native bfloat16 (the photo tower ~1.6x faster, top-10 attributes 99.9% the same as float32's:
 benchmarks/bench_image_scoring.py), float32 elsewhere; `float32` / `bfloat16` force one.
 """
 
@@ -55,7 +55,7 @@ def score_partition(batches, packed_model, version, vocab, top_k, precision="flo
             chunk = frame.iloc[start:start + batch_size].reset_index(drop=True)
             stored = {h: np.asarray(f, dtype=np.float32) for h, f in zip(chunk["text_hash"], chunk["features"])
                       if f is not None}
-            # the served score (ml/pyfunc.py), the same as evaluation's
+            # the served score (ml/pyfunc.py): evaluation's, up to bfloat16 rounding where it runs
             scores = model.scores(chunk, text_features=stored, bfloat16=bfloat16)
             top = np.argsort(-scores, axis=1)[:, :top_k]
             rows = [(chunk.product_id[i], chunk.content_hash[i], version, vocab["ids"][j], vocab["types"][j],
