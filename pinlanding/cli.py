@@ -145,24 +145,36 @@ def with_store_token_limit(dbt_vars: str | None, train_config: str) -> tuple[str
     """dbt vars with `text_max_tokens` set to the MiniLM token limit scoring will ask the
     text-feature store for, and where it came from. The store is keyed by the limit, so a store
     built at another one is never read (scoring then embeds every text itself: correct, several
-    times slower). Order: the user's --vars; else the champion's (its training run's param); else the
-    training config's, since this run will train that model first."""
+    times slower). Order: the user's --vars (a warning when it differs from the champion's); else
+    the champion's (its training run's param); else the training config's, since with no champion
+    this run trains that model first. A registry that cannot be read raises, as in has_champion."""
     import yaml
 
-    given = yaml.safe_load(dbt_vars) if dbt_vars else {}
+    try:
+        given = yaml.safe_load(dbt_vars or "") or {}
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"--vars is not valid YAML: {exc}") from None
     if not isinstance(given, dict):
         raise SystemExit(f"--vars must be a YAML mapping, got {dbt_vars!r}")
-    if "text_max_tokens" in given:
-        return dbt_vars, int(given["text_max_tokens"]), "from --vars"
     from ml.registry import champion_text_max_tokens
     from ml.train import TrainConfig
     from pinlanding.tracking import configure
 
     configure()
-    limit, source = champion_text_max_tokens(), "the champion model's"
+    champion = champion_text_max_tokens()
+    if "text_max_tokens" in given:
+        limit = given["text_max_tokens"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise SystemExit(f"--vars text_max_tokens must be a positive integer, got {limit!r}")
+        if champion is not None and champion != limit:
+            print(f"warning: --vars text_max_tokens {limit} differs from the champion's {champion}: scoring will "
+                  "not find the store's features and embeds every product text itself", file=sys.stderr)
+        return dbt_vars, limit, "from --vars"
+    limit, source = champion, "the champion model's"
     if limit is None:
         limit, source = TrainConfig.from_yaml(train_config).text_max_tokens, f"from {Path(train_config).name}"
-    return json.dumps({**given, "text_max_tokens": limit}), limit, source
+    # YAML out, as dbt reads --vars: values YAML parsed (dates, say) need not be JSON-serialisable
+    return yaml.safe_dump({**given, "text_max_tokens": limit}, default_flow_style=True).strip(), limit, source
 
 
 def cmd_train(args) -> int:
@@ -184,7 +196,11 @@ def cmd_train(args) -> int:
 
 def cmd_run(args) -> int:
     started = time.perf_counter()
-    args.vars, limit, source = with_store_token_limit(args.vars, args.train_config)
+    try:
+        args.vars, limit, source = with_store_token_limit(args.vars, args.train_config)
+    except Exception as exc:  # the registry could not be read: say where the run stopped
+        print(f"pipeline failed at: text-feature store token limit ({describe_error(exc)})", file=sys.stderr)
+        return 1
     print(f"text-feature store at {limit} tokens ({source})")
 
     def train_if_needed() -> int:

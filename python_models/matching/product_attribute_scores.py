@@ -95,14 +95,14 @@ def model(dbt, session):
         products = products.join(kept.select("product_id").distinct(), "product_id", "left_anti")
 
     encoder = text_encoder(champion.text_max_tokens)
-    features = (dbt.ref("product_text_features").where(F.col("encoder") == encoder)
-                .select("text_hash", "features").dropDuplicates(["text_hash"]))
-    if features.isEmpty() and not products.isEmpty():
+    stored = dbt.ref("product_text_features").where(F.col("encoder") == encoder)
+    features = stored.select("text_hash", "features").dropDuplicates(["text_hash"])
+    if stored.isEmpty() and not products.isEmpty():  # (before the de-duplication: no aggregate over the store)
         # correct but several times slower: say why, and how to make the store match
         print(f"product_attribute_scores: the text-feature store holds nothing under {encoder}, the champion's "
               "encoder: every product text is embedded here. Build product_text_features with --vars "
               "'{text_max_tokens: " + str(champion.text_max_tokens) + "}' (`pinlanding run` sets it itself).")
-        # (no f-string braces above: dbt renders Python models with Jinja, where a doubled brace opens an expression)
+        # (no doubled braces above: dbt refuses Jinja delimiters in a Python model's source)
     products = (products.mapInPandas(with_text_hash, schema=", ".join([*PRODUCT_COLUMNS, "text_hash string"]))
                 .join(features, "text_hash", "left"))
     # SparkContext.defaultParallelism does not exist behind Spark Connect: use the shuffle width.

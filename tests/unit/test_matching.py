@@ -341,12 +341,11 @@ def test_an_unreadable_registry_is_an_error_not_no_champion(tmp_path, monkeypatc
     assert champion_version() is None                              # a readable registry without the model
 
 
-def test_pinlanding_run_builds_the_text_store_at_the_token_limit_scoring_reads(tmp_path, monkeypatch):
+def test_pinlanding_run_builds_the_text_store_at_the_token_limit_scoring_reads(tmp_path, monkeypatch, capsys):
     """The store is keyed by the token limit: `pinlanding run` builds it at the champion's (else the
     training config's), so scoring finds the features instead of embedding every text again."""
-    import json
-
     import mlflow
+    import yaml
 
     from ml.train import register_model
     from pinlanding.cli import with_store_token_limit
@@ -357,11 +356,14 @@ def test_pinlanding_run_builds_the_text_store_at_the_token_limit_scoring_reads(t
     tiny, default = str(PROJECT_DIR / "ml/configs/tiny.yaml"), str(PROJECT_DIR / "ml/configs/default.yaml")
     # no champion yet: the run trains the config's model first, so the store takes its limit (tiny: 32)
     dbt_vars, limit, source = with_store_token_limit("{llm_sample_size: 20}", tiny)
-    assert (json.loads(dbt_vars), limit) == ({"llm_sample_size": 20, "text_max_tokens": 32}, 32)
+    assert (yaml.safe_load(dbt_vars), limit) == ({"llm_sample_size": 20, "text_max_tokens": 32}, 32)
     assert "tiny.yaml" in source
+    assert with_store_token_limit("  ", default)[:2] == ("{text_max_tokens: 64}", 64)
     assert with_store_token_limit("{text_max_tokens: 48}", tiny)[:2] == ("{text_max_tokens: 48}", 48)
-    with pytest.raises(SystemExit, match="YAML mapping"):
-        with_store_token_limit("[1, 2]", tiny)
+    for bad, message in (("[1, 2]", "YAML mapping"), ("{a: [", "not valid YAML"),
+                         ("{text_max_tokens: null}", "positive integer"), ("{text_max_tokens: '32'}", "positive integer")):
+        with pytest.raises(SystemExit, match=message):
+            with_store_token_limit(bad, tiny)
 
     from pinlanding.tracking import configure
 
@@ -372,4 +374,9 @@ def test_pinlanding_run_builds_the_text_store_at_the_token_limit_scoring_reads(t
                        0.0, 0.9, tmp_path, 40)
     # a champion exists: its limit wins over the training config's (64 in default.yaml)
     dbt_vars, limit, source = with_store_token_limit(None, default)
-    assert (json.loads(dbt_vars), limit, source) == ({"text_max_tokens": 40}, 40, "the champion model's")
+    assert (yaml.safe_load(dbt_vars), limit, source) == ({"text_max_tokens": 40}, 40, "the champion model's")
+    capsys.readouterr()
+    assert with_store_token_limit("{text_max_tokens: 40}", default)[1] == 40
+    assert "differs" not in capsys.readouterr().err
+    assert with_store_token_limit("{text_max_tokens: 48}", default)[1] == 48  # the user's word, with a warning
+    assert "text_max_tokens 48 differs from the champion's 40" in capsys.readouterr().err
