@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,13 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     size = served.config.image_size
     model = served.model
     # every catalog photo in catalog.images order (training's), test split's first for the timing
-    paths = [None] * len(catalog.images)
+    paths, is_test = [None] * len(catalog.images), [False] * len(catalog.images)
+    test = set(catalog.rows("test").tolist())
     for row, index in enumerate(catalog.image_index):
         if index >= 0:
-            paths[index] = catalog.products.image_path.iloc[row]
-    test = set(catalog.rows("test").tolist())
-    order = sorted(range(len(paths)), key=lambda i: (int(np.flatnonzero(catalog.image_index == i)[0]) not in test, i))
-    sample = [paths[i] for i in order[:args.photos]]
+            paths[index], is_test[index] = catalog.products.image_path.iloc[row], row in test
+    sample = [paths[i] for i in sorted(range(len(paths)), key=lambda i: (not is_test[i], i))[:args.photos]]
     print(f"champion v{version}: {served.config.vision_tower} tower at {size} px; {len(sample)} photos timed, "
           f"1 torch thread; bfloat16 native on this CPU: {bfloat16_is_native()}")
 
@@ -90,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{float(pixel_diff):.2f} of 255")
 
     def encode(images, bfloat16: bool):
-        with torch.no_grad(), (torch.autocast("cpu", dtype=torch.bfloat16) if bfloat16 else nullcontext()):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
             out = torch.cat([model.encode_image(images[i:i + 128]).float() for i in range(0, len(images), 128)])
         return torch.nn.functional.normalize(out, dim=-1)  # bfloat16's own normalisation is off by ~1e-3
 

@@ -34,6 +34,23 @@ def bfloat16_is_native() -> bool:
                for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")  # the dbt vars text_encoder_precision and scoring_precision
+
+
+def check_precision(var: str, value: str) -> str:
+    """The precision setting, normalised; a clear error naming the var when it is not one of PRECISIONS."""
+    precision = str(value).strip().lower()
+    if precision not in PRECISIONS:
+        raise ValueError(f"{var} must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
+
+
+def use_bfloat16(precision: str) -> bool:
+    """Whether to run under bfloat16 autocast here: `bfloat16`, or `auto` on a CPU with native
+    bfloat16. Decided where the work runs (a Spark worker: on a cluster its CPU is the one that counts)."""
+    return precision == "bfloat16" or (precision == "auto" and bfloat16_is_native())
+
+
 def embed(texts: list[str], batch_size: int = 128, bfloat16: bool = False) -> np.ndarray:
     """L2-normalised embeddings, one row per text (cosine similarity = dot product).
     `bfloat16`: run MiniLM under bfloat16 autocast (see bfloat16_is_native)."""

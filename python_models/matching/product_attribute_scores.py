@@ -32,13 +32,10 @@ def with_text_hash(batches):
                                       for t, d in zip(frame["title"], frame["description"])])
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
 def score_partition(batches, packed_model, version, vocab, top_k, precision="float32", batch_size=256):
     from datetime import datetime, timezone
 
-    from ml.embeddings import bfloat16_is_native
+    from ml.embeddings import use_bfloat16
     from ml.pyfunc import load_packed
 
     import torch
@@ -47,7 +44,7 @@ def score_partition(batches, packed_model, version, vocab, top_k, precision="flo
     # (measured: 400 MiniLM texts 12.1 s with 2 threads per worker vs 5.2 s with 1, on 2 cores).
     torch.set_num_threads(1)
     # decided on the worker: on a cluster the executors' CPUs are the ones that count
-    bfloat16 = precision == "bfloat16" or (precision == "auto" and bfloat16_is_native())
+    bfloat16 = use_bfloat16(precision)
     scored_at = datetime.now(timezone.utc).replace(tzinfo=None)
     model = load_packed(packed_model)
     for frame in batches:
@@ -67,9 +64,9 @@ def score_partition(batches, packed_model, version, vocab, top_k, precision="flo
 def model(dbt, session):
     dbt.config(materialized="incremental", incremental_strategy="insert_overwrite")
     top_k = int(dbt.config.get("score_top_k"))
-    precision = str(dbt.config.get("scoring_precision")).strip().lower()
-    if precision not in PRECISIONS:
-        raise ValueError(f"scoring_precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    from ml.embeddings import check_precision
+
+    precision = check_precision("scoring_precision", dbt.config.get("scoring_precision"))
     from pyspark.sql import functions as F
 
     from ml.data import text_encoder

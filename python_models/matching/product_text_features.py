@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 SCHEMA = "text_hash string, encoder string, precision string, features array<float>, embedded_at timestamp"
-PRECISIONS = ("auto", "float32", "bfloat16")
 HASHED = "text_hash string, text string"
 
 
@@ -37,11 +36,11 @@ def embed_partition(batches, encoder, max_tokens, precision, batch_size=256):
     import torch
 
     from ml.data import text_features
-    from ml.embeddings import bfloat16_is_native
+    from ml.embeddings import use_bfloat16
 
     torch.set_num_threads(1)  # one task per core already (measured: 2.3x slower with 2 threads per worker)
     # decided on the worker: on a cluster the executors' CPUs are the ones that count
-    bfloat16 = precision == "bfloat16" or (precision == "auto" and bfloat16_is_native())
+    bfloat16 = use_bfloat16(precision)
     used = "bfloat16" if bfloat16 else "float32"
     embedded_at = datetime.now(timezone.utc).replace(tzinfo=None)
     for frame in batches:
@@ -56,9 +55,9 @@ def model(dbt, session):
     # `dbt build --full-refresh` keeps the store (a 1M catalog is ~1 h of MiniLM); drop the table to reset
     dbt.config(materialized="incremental", incremental_strategy="append", full_refresh=False)
     max_tokens = int(dbt.config.get("text_max_tokens"))
-    precision = str(dbt.config.get("text_encoder_precision")).strip().lower()
-    if precision not in PRECISIONS:
-        raise ValueError(f"text_encoder_precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    from ml.embeddings import check_precision
+
+    precision = check_precision("text_encoder_precision", dbt.config.get("text_encoder_precision"))
 
     from pyspark.sql import functions as F
 
