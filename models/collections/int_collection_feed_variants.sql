@@ -67,15 +67,30 @@ hop_3 as (
 
 ),
 
-groups as (
+grouped as (
 
+    -- scalars per group as window aggregates: every member carries only its group's size and leader
+    select
+        *,
+        cast(count(*) over (partition by collection_id, variant_group) as int) as variant_count,
+        min(relevance_rank) over (partition by collection_id, variant_group) as leader_rank,
+        min_by(product_id, relevance_rank) over (partition by collection_id, variant_group) as leader_id
+    from hop_3
+
+),
+
+variant_lists as (
+
+    -- the member list, built once per multi-member group and attached to its leader only: attaching
+    -- it to every member made the output quadratic in group size (a 1M catalog filled the disk)
     select
         collection_id,
         variant_group,
-        cast(count(*) as int) as variant_count,
+        min(relevance_rank) as leader_rank,
         array_sort(collect_list(named_struct('rank', relevance_rank, 'product_id', product_id))) as members
     from hop_3
     group by collection_id, variant_group
+    having count(*) > 1
 
 )
 
@@ -92,14 +107,12 @@ select
     h.type_rank,
     h.full_count,
     h.variant_group,
-    h.relevance_rank = g.members[0].rank as is_variant_leader,
-    g.members[0].product_id as variant_leader_id,
-    g.variant_count,
+    h.relevance_rank = h.leader_rank as is_variant_leader,
+    h.leader_id as variant_leader_id,
+    h.variant_count,
     -- on the leader: every other member, best-ranked first; empty on the other members
-    case when h.relevance_rank = g.members[0].rank
-        then transform(slice(g.members, 2, g.variant_count), x -> x.product_id)
-        else cast(array() as array<string>)
-    end as variant_product_ids,
+    coalesce(transform(slice(l.members, 2, h.variant_count), x -> x.product_id), cast(array() as array<string>))
+        as variant_product_ids,
     case
         when h.match_type = 'full' and h.type_rank <= {{ max_size }} then h.type_rank
         when h.match_type = 'partial'
@@ -107,10 +120,11 @@ select
          and least(h.full_count, {{ max_size }}) + h.type_rank <= {{ max_size }}
             then least(h.full_count, {{ max_size }}) + h.type_rank
     end as legacy_position
-from hop_3 as h
-inner join groups as g
-    on h.collection_id = g.collection_id
-   and h.variant_group = g.variant_group
+from grouped as h
+left join variant_lists as l
+    on h.collection_id = l.collection_id
+   and h.variant_group = l.variant_group
+   and h.relevance_rank = l.leader_rank
 inner join {{ ref('int_collection_feed_matches') }} as w
     on h.collection_id = w.collection_id
    and h.product_id = w.product_id
