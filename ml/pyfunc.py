@@ -10,6 +10,7 @@ Output: product_id and `attributes`, a JSON list of {attribute_id, type, value, 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -147,7 +148,28 @@ def load_packed(packed: bytes) -> "DualEncoderModel":
             import shutil
 
             shutil.rmtree(staging, ignore_errors=True)
+    os.utime(target)  # in use: pruning goes by the last use, not the unpacking
+    prune_unpacked(target)
     return load_local(str(target / "model"))
+
+
+def prune_unpacked(keep: Path, max_idle_s: float = 86400.0) -> list[Path]:
+    """Remove the other unpacked champions beside `keep` that no process has used for a day: each
+    champion (and each test's model) unpacks ~50 MB into the temporary directory of every worker
+    machine, and nothing else would ever remove them. Returns what it removed."""
+    import shutil
+    import time
+
+    removed = []
+    cutoff = time.time() - max_idle_s
+    for other in keep.parent.glob("pinlanding-model-*"):
+        try:
+            if other != keep and other.is_dir() and other.stat().st_mtime < cutoff:
+                shutil.rmtree(other)
+                removed.append(other)
+        except OSError:
+            pass  # another worker removed it first, or it is not ours to remove
+    return removed
 
 
 def resolve_champion(name: str = REGISTERED_MODEL, alias: str = CHAMPION_ALIAS) -> tuple[str, str]:

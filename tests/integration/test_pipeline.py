@@ -163,6 +163,14 @@ def test_mlflow_run_is_logged(pipeline):
     runs = mlflow.search_runs(experiment_names=["pinlanding-platform"])
     assert len(runs) == 2
     assert set(runs["metrics.products_staged"]) == {pipeline["expected"]["products_staged"]}
+    # the training run (first `pinlanding run`, no champion yet) logs the recall a perfect scorer
+    # would reach beside the recalls themselves
+    training = mlflow.search_runs(experiment_names=["pinlanding-dual-encoder"])
+    assert len(training) == 1
+    run = training.iloc[0]
+    assert 0 < run["metrics.ceiling.test.recall_at_10"] <= 1
+    assert run["metrics.test.image_text.recall_at_10"] <= run["metrics.ceiling.test.recall_at_10"] + 1e-9
+    assert run["metrics.ceiling.test.recall_at_1"] <= run["metrics.ceiling.test.recall_at_10"]
 
 
 def test_dbt_show_and_docs_answer_from_the_warehouse(pipeline):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ml import data as D
-from ml.evaluate import recall_at_k, reweight, tune_beta
+from ml.evaluate import recall_at_k, recall_ceiling, reweight, tune_beta
 from ml.loss import MultiPositiveClipLoss, multi_positive_infonce
 from ml.model import DualEncoder, DualEncoderConfig
 
@@ -81,6 +81,23 @@ def test_recall_at_k_counts_pairs():
     assert r["recall_at_1"] == pytest.approx(1 / 3)   # only (1, 2) is top-1
     assert r["recall_at_2"] == pytest.approx(2 / 3)
     assert r["recall_at_1.fit"] == 1.0 and r["recall_at_1.colour"] == 0.0
+
+
+def test_recall_ceiling_is_what_a_perfect_scorer_reaches():
+    rng = np.random.default_rng(3)
+    targets = (rng.random((40, 12)) < 0.35).astype(int)
+    targets[0] = 1                                      # a product with more positives than k
+    types = ["colour"] * 6 + ["fit"] * 6
+    perfect = targets + 0.01 * rng.random(targets.shape)  # every positive above every negative
+    for k in (1, 5, 10):
+        assert recall_ceiling(targets, ks=(k,))[f"recall_at_{k}"] == pytest.approx(
+            recall_at_k(perfect, targets, ks=(k,))[f"recall_at_{k}"])
+    assert recall_ceiling(targets, ks=(10,))["recall_at_10"] < 1.0
+    one = recall_ceiling(np.array([[1, 1, 1, 0], [0, 1, 0, 0]]), ["a", "a", "b", "b"], ks=(2,))
+    assert one["recall_at_2"] == pytest.approx((2 + 1) / 4)            # 2 of 3, then 1 of 1
+    # per type, each pair counts its product's share: a = (0,0) (0,1) (1,1), b = (0,2)
+    assert one["recall_at_2.a"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    assert one["recall_at_2.b"] == pytest.approx(2 / 3)
 
 
 def test_frequency_prior_lifts_common_attributes_and_beta_is_tuned():
@@ -167,6 +184,27 @@ def test_pyfunc_round_trip_through_the_registry_and_champion_rule(tmp_path, monk
         assert half.dtype == full.dtype and half.shape == full.shape
         np.testing.assert_allclose(half, full, atol=0.02)
         assert not np.array_equal(half, full)
+
+    # shipped to Spark workers as bytes: unpacked once per content hash into the temporary
+    # directory, where other champions nobody used for a day are removed
+    import os
+    import tempfile
+    import time
+
+    from ml.pyfunc import load_packed, pack_model_dir, resolve_champion
+
+    worker_tmp = tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(worker_tmp))
+    stale, recent = worker_tmp / "pinlanding-model-0000000000000000", worker_tmp / "pinlanding-model-1111111111111111"
+    for folder in (stale, recent):
+        folder.mkdir()
+    os.utime(stale, (time.time() - 2 * 86400,) * 2)
+    unpacked = load_packed(pack_model_dir(resolve_champion()[1]))
+    np.testing.assert_allclose(unpacked.scores(frame, text_features=stored), served.scores(frame, text_features=stored),
+                               atol=1e-6)
+    assert not stale.exists() and recent.exists()
+    assert len(list(worker_tmp.glob("pinlanding-model-*"))) == 2  # the recent one and this champion
 
 
 def test_text_features_embed_only_what_is_not_known(monkeypatch):
