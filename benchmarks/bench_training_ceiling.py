@@ -163,7 +163,7 @@ def train(args) -> None:
     final, beta = evaluate_on_cpu(model, cpu_catalog, "test")
     test = {k.split(".", 1)[1]: round(v, 4) for k, v in final.items() if "recall_at_10" in k}
     fit = {}
-    if args.eval_train:  # the model's fit to its own training products: a ceiling the test split cannot pass
+    if args.eval_train:  # how well the model fits its own training products (capacity, not generalisation)
         fit = {k.split(".", 1)[1]: round(v, 4) for k, v in evaluate_on_cpu(model, cpu_catalog, "train", beta)[0].items()
                if k.count(".") == 2 and k.endswith("recall_at_10")}
     print(json.dumps({"label": args.label or " ".join(args.set) or "default", "epochs": cfg.epochs,

@@ -131,44 +131,71 @@ def load_packed(packed: bytes) -> "DualEncoderModel":
     """`load_local` for bytes from `pack_model_dir`: unpacked once per process into a private
     temporary directory named by the content hash, so a new champion never reuses an old one."""
     import hashlib
-    import tarfile
     import tempfile
 
     digest = hashlib.sha256(packed).hexdigest()[:16]
     target = Path(tempfile.gettempdir()) / f"pinlanding-model-{digest}"
-    if not (target / "model" / "MLmodel").is_file():
-        import io
-
-        staging = Path(tempfile.mkdtemp(prefix=f"pinlanding-model-{digest}-"))
-        with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as tar:
-            tar.extractall(staging, filter="data")  # refuses absolute paths, `..` and links out
+    for attempt in (1, 2):  # a second time when another worker pruned it between check and load
+        if not (target / "model" / "MLmodel").is_file():
+            _unpack(packed, target)
         try:
-            staging.rename(target)  # atomic: concurrent workers either win or find it complete
+            os.utime(target)  # in use: pruning goes by the last use, not the unpacking
+            model = load_local(str(target / "model"))
+            break
         except OSError:
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
-    os.utime(target)  # in use: pruning goes by the last use, not the unpacking
+            if attempt == 2:
+                raise
+            _discard(target)
     prune_unpacked(target)
-    return load_local(str(target / "model"))
+    return model
+
+
+def _unpack(packed: bytes, target: Path) -> None:
+    import io
+    import tarfile
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-"))
+    with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as tar:
+        tar.extractall(staging, filter="data")  # refuses absolute paths, `..` and links out
+    if target.exists() and not (target / "model" / "MLmodel").is_file():
+        _discard(target)  # a half-removed leftover would make the rename below fail forever
+    try:
+        staging.rename(target)  # atomic: concurrent workers either win or find it complete
+    except OSError:
+        _discard(staging)
+
+
+def _discard(folder: Path) -> None:
+    """Remove a folder without ever leaving it half-removed under its own name: renamed away
+    (atomic) first, then deleted."""
+    import shutil
+    import uuid
+
+    trash = folder.with_name(f"{folder.name}.discarded-{uuid.uuid4().hex[:8]}")
+    try:
+        folder.rename(trash)
+    except OSError:
+        return  # gone already, or another worker is discarding it
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def prune_unpacked(keep: Path, max_idle_s: float = 86400.0) -> list[Path]:
     """Remove the other unpacked champions beside `keep` that no process has used for a day: each
     champion (and each test's model) unpacks ~50 MB into the temporary directory of every worker
     machine, and nothing else would ever remove them. Returns what it removed."""
-    import shutil
     import time
 
     removed = []
     cutoff = time.time() - max_idle_s
     for other in keep.parent.glob("pinlanding-model-*"):
         try:
-            if other != keep and other.is_dir() and other.stat().st_mtime < cutoff:
-                shutil.rmtree(other)
-                removed.append(other)
+            stale = other != keep and other.is_dir() and other.stat().st_mtime < cutoff
         except OSError:
-            pass  # another worker removed it first, or it is not ours to remove
+            continue  # removed meanwhile
+        if stale:
+            _discard(other)
+            removed.append(other)
     return removed
 
 

@@ -86,7 +86,6 @@ variant_lists as (
     select
         collection_id,
         variant_group,
-        min(relevance_rank) as leader_rank,
         array_sort(collect_list(named_struct('rank', relevance_rank, 'product_id', product_id))) as members
     from hop_3
     group by collection_id, variant_group
@@ -124,7 +123,7 @@ from grouped as h
 left join variant_lists as l
     on h.collection_id = l.collection_id
    and h.variant_group = l.variant_group
-   and h.relevance_rank = l.leader_rank
+   and h.relevance_rank = h.leader_rank
 inner join {{ ref('int_collection_feed_matches') }} as w
     on h.collection_id = w.collection_id
    and h.product_id = w.product_id
