@@ -50,6 +50,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synthetic_catalog as synth  # noqa: E402
+from procstats import tree_rss  # noqa: E402
 
 TRAINING_STAGE = "dual encoder"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -57,20 +58,6 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DBT_NODE_LINE = re.compile(r"\d+ of \d+ (?:OK \w+ .*?(model|seed file) (?:[\w-]+\.)?([\w-]+)|(?:PASS|FAIL|WARN|ERROR) ()(\S+))"
                            r".*\[.* in ([\d.]+)s\]")
 DEFAULT_VARS = "{llm_sample_size: 20}"
-
-
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 def run_pipeline(argv: list[str], env: dict, target_dir: Path, log_path: Path, time_limit: float | None = None) -> dict:
@@ -81,7 +68,8 @@ def run_pipeline(argv: list[str], env: dict, target_dir: Path, log_path: Path, t
     load_before = os.getloadavg()
     child = subprocess.Popen(argv, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, bufsize=1)
-    state = {"stage": "(startup)", "peak": 0, "stage_peak": {"(startup)": 0}}
+    state = {"stage": "(startup)", "peak": 0, "stage_peak": {"(startup)": 0}, "peak_parts": {}}
+    kinds = {}
     stop = threading.Event()
 
     cpu_by_pid = {}  # CPU seconds of every process of the tree seen so far (ended ones keep their last value)
@@ -98,8 +86,9 @@ def run_pipeline(argv: list[str], env: dict, target_dir: Path, log_path: Path, t
                         pass
             except psutil.Error:
                 pass
-            rss = tree_rss(proc)
-            state["peak"] = max(state["peak"], rss)
+            rss, parts = tree_rss(proc, kinds)
+            if rss > state["peak"]:
+                state["peak"], state["peak_parts"] = rss, parts
             stage = state["stage"]
             state["stage_peak"][stage] = max(state["stage_peak"].get(stage, 0), rss)
             stop.wait(0.2)
@@ -190,6 +179,7 @@ def run_pipeline(argv: list[str], env: dict, target_dir: Path, log_path: Path, t
             "cpu_s": sum(cpu_by_pid.values()),
             "stage_peak_rss_mib": {k: v / 2**20 for k, v in state["stage_peak"].items()},
             "peak_rss_mib": state["peak"] / 2**20, "dbt_models": models,
+            "peak_rss_parts_mib": {k: v / 2**20 for k, v in state["peak_parts"].items()},
             "summary": summary, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
             "log": str(log_path)}
 
@@ -320,6 +310,11 @@ def report(results: dict, top_models: int) -> str:
              max(r["full"]["stage_peak_rss_mib"].items(), key=lambda kv: kv[1])[0],
              r["incremental"]["peak_rss_mib"] if r.get("incremental") else "-"] for r in sizes]
     out.append(fmt_table(["size", "full run", "in stage", "incremental day"], rows))
+    for r in sizes:
+        parts = r["full"].get("peak_rss_parts_mib")
+        if parts:
+            out.append(f"  N={r['products']:,} at its peak: " + ", ".join(
+                f"{kind} {mib:,.0f}" for kind, mib in sorted(parts.items(), key=lambda kv: -kv[1])))
 
     # dbt models: the slowest at the largest size, with their growth
     models = {}

@@ -67,11 +67,43 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def bm25_scores(product_texts: list[str], attribute_texts: list[str]) -> np.ndarray:
-    """Keyword baseline: BM25 (rank_bm25) of each attribute's words as a query over product texts."""
-    from rank_bm25 import BM25Okapi
+class SparseBM25:
+    """rank_bm25's BM25Okapi (same k1, b, epsilon floor for negative idf, same scores) over a sparse
+    term matrix: a query costs the postings of its terms instead of a Python loop over every
+    document per term (2.3 s per query at 1M products), and the index holds one float per
+    (document, term) instead of a dict per document plus every token list (~9 GB at 1M)."""
 
-    bm25 = BM25Okapi([tokenize(t) or ["_"] for t in product_texts])
+    def __init__(self, texts, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        counter = CountVectorizer(analyzer=lambda t: tokenize(t) or ["_"], dtype=np.float64)
+        tf = counter.fit_transform(texts).tocsr()  # (documents, terms) counts
+        self.vocabulary = counter.vocabulary_
+        n = tf.shape[0]
+        doc_len = np.asarray(tf.sum(axis=1)).ravel()
+        avgdl = doc_len.sum() / n
+        df = np.bincount(tf.indices, minlength=tf.shape[1])
+        idf = np.log(n - df + 0.5) - np.log(df + 0.5)
+        idf[idf < 0] = epsilon * idf.mean()
+        norm = np.repeat(k1 * (1 - b + b * doc_len / avgdl), np.diff(tf.indptr))
+        tf.data = idf[tf.indices] * (tf.data * (k1 + 1) / (tf.data + norm))
+        self.weights = tf.tocsc()  # a query reads whole term columns
+        self.size = n
+
+    def get_scores(self, query: list[str]) -> np.ndarray:
+        score = np.zeros(self.size)
+        for q in query:  # repeated query terms count again, as in rank_bm25
+            j = self.vocabulary.get(q)
+            if j is not None:
+                column = self.weights[:, j]
+                score[column.indices] += column.data
+        return score
+
+
+def bm25_scores(product_texts: list[str], attribute_texts: list[str]) -> np.ndarray:
+    """Keyword baseline: BM25 (rank_bm25's Okapi scores) of each attribute's words as a query over
+    product texts."""
+    bm25 = SparseBM25(product_texts)
     return np.stack([bm25.get_scores(tokenize(a)) for a in attribute_texts], axis=1)
 
 

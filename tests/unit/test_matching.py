@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ml import data as D
-from ml.evaluate import recall_at_k, recall_ceiling, reweight, tune_beta
+from ml.evaluate import SparseBM25, recall_at_k, recall_ceiling, reweight, tokenize, tune_beta
 from ml.loss import MultiPositiveClipLoss, multi_positive_infonce
 from ml.model import DualEncoder, DualEncoderConfig
 
@@ -95,6 +95,21 @@ def test_recall_ceiling_is_what_a_perfect_scorer_reaches():
         assert recall_at_k(other, targets, ks=(k,))[f"recall_at_{k}"] <= recall_ceiling(targets, ks=(k,))[f"recall_at_{k}"]
     assert recall_ceiling(targets, ks=(10,))["recall_at_10"] < 1.0
     assert recall_ceiling(np.array([[1, 1, 1, 0], [0, 1, 0, 0]]), ks=(2,))["recall_at_2"] == pytest.approx((2 + 1) / 4)
+
+
+def test_sparse_bm25_scores_exactly_as_rank_bm25():
+    from rank_bm25 import BM25Okapi
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(50)] + ["the"] * 30  # "the" in most documents: negative idf, floored
+    texts = [" ".join(rng.choice(words, rng.integers(0, 12))) for _ in range(500)] + ["", "!!!", "W1 w1 the."]
+    reference, sparse = BM25Okapi([tokenize(t) or ["_"] for t in texts]), SparseBM25(texts)
+    for query in (["w1", "the"], ["w3", "w3", "unknown"], ["the"], ["_"], []):
+        ours, theirs = sparse.get_scores(query), reference.get_scores(query)
+        # the same formula; only the mean idf's summation order differs (last-bit differences)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+        assert np.array_equal(np.argsort(-ours, kind="stable")[:10], np.argsort(-theirs, kind="stable")[:10]), query
+    assert sparse.get_scores(["w1"]).argmax() == len(texts) - 1  # "W1 w1 the.": most w1 per word
 
 
 def test_frequency_prior_lifts_common_attributes_and_beta_is_tuned():
