@@ -11,7 +11,8 @@ For each size N (smallest first):
    reused when the scratch dir already holds it for the same N and seed);
 2. run `pinlanding run` on it in a fresh data dir under the scratch dir, as one child process whose
    whole process tree (Python driver, Spark JVM, Python workers, llama.cpp server) is sampled for
-   RSS with psutil every 200 ms. Stage times come from the pipeline's banners (`== ingest`,
+   RSS with psutil every 200 ms (split by kind of process at the peak; a Spark Connect or cluster
+   JVM started outside the run is not in its tree, so the figures are for the embedded target). Stage times come from the pipeline's banners (`== ingest`,
    `== dbt build ...`, ...), per-model times from dbt's `run_results.json` of each dbt build
    (DBT_TARGET_PATH in the scratch dir, copied when the next banner appears);
 3. the "incremental day": the same catalog with `--changed-share` of products changed or new,

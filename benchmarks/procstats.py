@@ -26,7 +26,10 @@ def process_kind(p: psutil.Process) -> str:
         return "Spark JVM"
     if "llama" in name:
         return "llama.cpp"
-    cmdline = " ".join(p.cmdline())
+    try:
+        cmdline = " ".join(p.cmdline())
+    except psutil.Error:  # a zombie or a process we may not read: still counted, by its name
+        return name
     if "pyspark.daemon" in cmdline or "pyspark.worker" in cmdline or "pyspark/daemon" in cmdline:
         return "Spark Python workers"
     return "pipeline Python (CLI, dbt)" if "python" in name or "pinlanding" in cmdline or "dbt" in cmdline else name

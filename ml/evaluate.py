@@ -94,9 +94,9 @@ class SparseBM25:
         score = np.zeros(self.size)
         for q in query:  # repeated query terms count again, as in rank_bm25
             j = self.vocabulary.get(q)
-            if j is not None:
-                column = self.weights[:, j]
-                score[column.indices] += column.data
+            if j is not None:  # the term's postings, straight from the CSC arrays
+                start, end = self.weights.indptr[j], self.weights.indptr[j + 1]
+                score[self.weights.indices[start:end]] += self.weights.data[start:end]
         return score
 
 
