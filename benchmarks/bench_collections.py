@@ -16,7 +16,8 @@ Prints
 - matching speed: the feed-generation SQL (int_collection_feed_matches, compiled by dbt) vs a naive
   Spark cross join of products x collections computing the same matches with the same per-pair
   expressions, both on the same tables, each executed to a no-op sink `--repeats` times (best time
-  kept); the two outputs must be equal (row count and an order-free hash of every column).
+  kept); the two outputs must be equal (row count and an order-free hash of every column), and
+  equal to the feed SQL's earlier formulation (lambdas over the attribute array, not timed).
 
 `--only matching` runs the last part alone, e.g. on a synthetic catalog's warehouse from bench_scale:
 
@@ -29,6 +30,7 @@ Uses the embedded metastore: run it when no other process (dbt, make run) uses t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -69,7 +71,7 @@ def naive_matches(spark, schema: str, collections_table: str | None = None):
             select product_id, map_from_entries(collect_list(struct(attribute_id, score))) as scores
             from {schema}.product_attributes_assigned group by product_id),
         pairs as (
-            select c.*, p.product_id, p.scores[c.anchor_attribute_id] is not null as has_anchor,
+            select c.*, p.product_id, map_contains_key(p.scores, c.anchor_attribute_id) as has_anchor,
                    p.scores[c.attribute_1.attribute_id] as score_1,
                    case when c.attribute_2 is not null then p.scores[c.attribute_2.attribute_id] end as score_2,
                    case when c.attribute_3 is not null then p.scores[c.attribute_3.attribute_id] end as score_3
@@ -90,6 +92,36 @@ def naive_matches(spark, schema: str, collections_table: str | None = None):
         from counted
         where has_anchor and (matched_attributes = n_attributes
                               or (n_attributes >= 2 and matched_attributes = n_attributes - 1))""")
+
+
+def lambda_reference_matches(spark, schema: str, collections_table: str | None = None):
+    """The feed SQL as it was written before 2026-11-23 (lambdas over each collection's attribute
+    array): an independently written reference whose output the current SQL must reproduce."""
+    collections_table = collections_table or f"{schema}.int_collection_titles"
+    return spark.sql(f"""
+        with collections as (
+            select collection_id, n_attributes, anchor_attribute_id, attributes
+            from {collections_table} where held_back_reason is null),
+        assigned as (select product_id, attribute_id, score from {schema}.product_attributes_assigned),
+        product_scores as (
+            select product_id, map_from_entries(collect_list(struct(attribute_id, score))) as scores
+            from assigned group by product_id),
+        anchored_pairs as (
+            select c.collection_id, c.n_attributes, c.attributes, a.product_id
+            from collections as c inner join assigned as a on a.attribute_id = c.anchor_attribute_id),
+        matched as (
+            select p.collection_id, p.n_attributes, p.product_id,
+                   filter(transform(p.attributes, x -> named_struct(
+                       'attribute_type', x.attribute_type, 'attribute_id', x.attribute_id, 'value', x.value,
+                       'score', s.scores[x.attribute_id])), e -> e.score is not null) as evidence
+            from anchored_pairs as p inner join product_scores as s on p.product_id = s.product_id)
+        select collection_id, product_id,
+               case when size(evidence) = n_attributes then 'full' else 'partial' end as match_type,
+               size(evidence) as matched_attributes, n_attributes,
+               aggregate(evidence, cast(0 as double), (total, e) -> total + e.score) / size(evidence) as mean_score,
+               evidence
+        from matched
+        where size(evidence) = n_attributes or (n_attributes >= 2 and size(evidence) = n_attributes - 1)""")
 
 
 def fingerprint(frame) -> tuple:
@@ -287,7 +319,8 @@ def measure_matching(spark, schema: str, repeats: int, collections: str = "title
     no titles) still measures matching at its real collection count. Both methods read the same view.
     """
     target = Path(os.environ.get("DBT_TARGET_PATH") or PROJECT_DIR / "target")  # where dbt compiled it
-    compiled = next((target / "compiled").rglob("int_collection_feed_matches.sql")).read_text()
+    compiled_path = next((target / "compiled").rglob("int_collection_feed_matches.sql"))
+    compiled = compiled_path.read_text()
     titles_table = f"{schema}.int_collection_titles"
     collections_table = None
     if collections == "candidates":
@@ -302,6 +335,7 @@ def measure_matching(spark, schema: str, repeats: int, collections: str = "title
     optimized = spark.sql(compiled)
     naive = naive_matches(spark, schema, collections_table)
     (n_optimized, h_optimized), (n_naive, h_naive) = fingerprint(optimized), fingerprint(naive)
+    reference = fingerprint(lambda_reference_matches(spark, schema, collections_table))
     t_optimized = best_time(lambda: optimized.write.format("noop").mode("overwrite").save(), repeats)
     t_naive = best_time(lambda: naive.write.format("noop").mode("overwrite").save(), repeats)
     one = lambda q: spark.sql(q).collect()[0]  # noqa: E731
@@ -311,6 +345,8 @@ def measure_matching(spark, schema: str, repeats: int, collections: str = "title
     n_rows = one(f"select count(*) as n from {schema}.product_attributes_assigned").n
     return {"products": n_products, "assigned_rows": n_rows, "collections": n_collections, "collection_set": collections,
             "matches": n_optimized, "naive_matches": n_naive, "same_matches": h_optimized == h_naive,
+            "same_as_lambda_reference": (n_optimized, h_optimized) == reference,
+            "feed_sql": str(compiled_path), "feed_sql_sha256": hashlib.sha256(compiled.encode()).hexdigest(),
             "feed_sql_s": t_optimized,
             "naive_cross_join_s": t_naive, "speedup": t_naive / t_optimized,
             "time_reduction": 1 - t_optimized / t_naive}
@@ -322,8 +358,10 @@ def report_matching(m: dict, repeats: int, result: dict) -> int:
     print(f"  feed SQL (anchor join + score map){m['feed_sql_s']:.2f} s  ({m['matches']} matches)")
     print(f"  naive cross join                  {m['naive_cross_join_s']:.2f} s  ({m['naive_matches']} matches)")
     print(f"  speed-up {m['speedup']:.1f}x, time reduction {100 * m['time_reduction']:.0f}%")
-    if m["matches"] != m["naive_matches"] or not m["same_matches"]:
-        print("WARNING: the two methods disagree on the matches", file=sys.stderr)
+    print(f"  the feed SQL's matches equal the pre-2026-11-23 lambda formulation's: {m['same_as_lambda_reference']}"
+          f" (compiled SQL {m['feed_sql']}, sha256 {m['feed_sql_sha256'][:12]})")
+    if m["matches"] != m["naive_matches"] or not m["same_matches"] or not m["same_as_lambda_reference"]:
+        print("WARNING: the methods disagree on the matches", file=sys.stderr)
         return 1
     print("RESULT " + json.dumps(result, default=str))
     return 0
