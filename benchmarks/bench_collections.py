@@ -50,7 +50,7 @@ def best_time(action, repeats: int) -> float:
     return min(times)
 
 
-def naive_matches(spark, schema: str, collections_table: str | None = None):
+def naive_matches(spark, schema: str, collections_table: str):
     """Every product against every valid collection: the cross join the paper's 92% is measured against.
 
     The same per-pair expressions as int_collection_feed_matches (score lookups in the product's map,
@@ -58,7 +58,6 @@ def naive_matches(spark, schema: str, collections_table: str | None = None):
     only those sharing the collection's anchor attribute there. The anchor condition that the feed
     SQL gets from its join is a predicate here.
     """
-    collections_table = collections_table or f"{schema}.int_collection_titles"
     evidence = ("named_struct('attribute_type', attribute_N.attribute_type, 'attribute_id', attribute_N.attribute_id, "
                 "'value', attribute_N.value, 'score', score_N)")
     ev = lambda i: evidence.replace("_N", f"_{i}")  # noqa: E731
@@ -94,10 +93,9 @@ def naive_matches(spark, schema: str, collections_table: str | None = None):
                               or (n_attributes >= 2 and matched_attributes = n_attributes - 1))""")
 
 
-def lambda_reference_matches(spark, schema: str, collections_table: str | None = None):
+def lambda_reference_matches(spark, schema: str, collections_table: str):
     """The feed SQL as it was written before 2026-11-23 (lambdas over each collection's attribute
     array): an independently written reference whose output the current SQL must reproduce."""
-    collections_table = collections_table or f"{schema}.int_collection_titles"
     return spark.sql(f"""
         with collections as (
             select collection_id, n_attributes, anchor_attribute_id, attributes
@@ -322,7 +320,7 @@ def measure_matching(spark, schema: str, repeats: int, collections: str = "title
     compiled_path = next((target / "compiled").rglob("int_collection_feed_matches.sql"))
     compiled = compiled_path.read_text()
     titles_table = f"{schema}.int_collection_titles"
-    collections_table = None
+    collections_table = titles_table
     if collections == "candidates":
         spark.sql(f"""create or replace temporary view {CANDIDATES_VIEW} as
                       select collection_id, n_attributes, anchor_attribute_id, attributes,
@@ -339,10 +337,10 @@ def measure_matching(spark, schema: str, repeats: int, collections: str = "title
     t_optimized = best_time(lambda: optimized.write.format("noop").mode("overwrite").save(), repeats)
     t_naive = best_time(lambda: naive.write.format("noop").mode("overwrite").save(), repeats)
     one = lambda q: spark.sql(q).collect()[0]  # noqa: E731
-    n_products = one(f"select count(distinct product_id) as n from {schema}.product_attributes_assigned").n
-    n_collections = one(f"select count(*) as n from {collections_table or titles_table} "
-                        f"where held_back_reason is null").n
-    n_rows = one(f"select count(*) as n from {schema}.product_attributes_assigned").n
+    assigned = one(f"select count(distinct product_id) as products, count(*) as n_rows "
+                   f"from {schema}.product_attributes_assigned")
+    n_products, n_rows = assigned.products, assigned.n_rows
+    n_collections = one(f"select count(*) as n from {collections_table} where held_back_reason is null").n
     return {"products": n_products, "assigned_rows": n_rows, "collections": n_collections, "collection_set": collections,
             "matches": n_optimized, "naive_matches": n_naive, "same_matches": h_optimized == h_naive,
             "same_as_lambda_reference": (n_optimized, h_optimized) == reference,
