@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from pinlanding.ingest import (FEED_FIELDS, MAX_JSON_DEPTH, RAW_COLUMNS, ingest, parse_feed, parse_line,
-                               read_feed)
+from pinlanding.ingest import (FEED_FIELDS, MAX_JSON_DEPTH, RAW_COLUMNS, RAW_TABLE_OPTIONS, ingest, parse_feed,
+                               parse_line, read_feed)
 
 
 def test_valid_line_lands_fields_as_text():
@@ -102,6 +102,9 @@ HOSTILE_LINES = [
     json.dumps({"product_id": "12", "price": 1e400}).encode().replace(b"Infinity", b"1e400"),
     b'   {"product_id": "13", "title": "leading blanks"}',
     b'{"product_id": "14", "\\u0074itle": 5}',  # a key spelled with an escape is still "title"
+    b"\x0b\x0c \t",  # blank: every character is one bytes.strip() strips
+    b"\t [1]",  # leading blanks, then not an object
+    b' \t{"product_id": "15", "title": 7}',  # leading blanks before a typed field
     b"",
 ]
 MAX_BYTES = 40_000
@@ -189,27 +192,29 @@ def test_spark_gives_each_hostile_line_its_reason(spark, tmp_path):
     assert json.loads(rows[19]["merchant_attributes"]) == {"{{k}}": "<b>v</b>"}
     assert rows[21]["title"] == "leading blanks"
     assert rows[22]["_type_errors"] == "title: number" and rows[22]["title"] == "5"
-    assert sorted(n for n, r in rows.items() if r["_blank"]) == [2, 3, 23]
+    assert reason[24] == "not_a_json_object" and rows[24]["_load_error_detail"] == "got array"
+    assert reason[25] is None and rows[25]["_type_errors"] == "title: number" and rows[25]["product_id"] == "15"
+    assert sorted(n for n, r in rows.items() if r["_blank"]) == [2, 3, 23, 26]
 
 
 def test_ingest_lands_counts_and_is_a_no_op_on_an_unchanged_feed(spark, tmp_path, parse_partitioning):
     schema = "raw_" + parse_partitioning.split()[0]  # one per partitioning: the session outlives the test
     _write_feed(tmp_path / "catalog/products.jsonl.gz", HOSTILE_LINES)
     first = ingest(spark, tmp_path / "catalog", schema)
-    assert (first.lines_read, first.blank_lines, first.rows_landed) == (len(HOSTILE_LINES), 3, len(HOSTILE_LINES) - 3)
+    assert (first.lines_read, first.blank_lines, first.rows_landed) == (len(HOSTILE_LINES), 4, len(HOSTILE_LINES) - 4)
     table = spark.table(f"{schema}.raw_products")
     assert table.columns == RAW_COLUMNS
     assert table.count() == first.rows_landed
-    assert first.load_errors == table.where("_load_error is not null").count() == 10  # lines 4-11, 13 and 14 (18 is under the default 1 MiB)
+    assert first.load_errors == table.where("_load_error is not null").count() == 11  # lines 4-11, 13, 14 and 24 (18 is under the default 1 MiB)
     numbers = sorted(r[0] for r in table.select("_line_number").collect())
-    assert numbers == [n for n in range(1, len(HOSTILE_LINES) + 1) if n not in (2, 3, 23)]
+    assert numbers == [n for n in range(1, len(HOSTILE_LINES) + 1) if n not in (2, 3, 23, 26)]
     assert table.where("_batch_id is null or _loaded_at is null or _source_file is null").count() == 0
 
     again = ingest(spark, tmp_path / "catalog", schema)
     assert again.skipped_unchanged and again.batch_id == first.batch_id
     log = spark.table(f"{schema}.raw_feed_loads").collect()
     assert len(log) == 1 and (log[0].lines_read, log[0].blank_lines, log[0].rows_landed) == (
-        first.lines_read, 3, first.rows_landed)
+        first.lines_read, 4, first.rows_landed)
 
     _write_feed(tmp_path / "catalog/products.jsonl.gz", HOSTILE_LINES[:3])  # changed feed: new snapshot
     third = ingest(spark, tmp_path / "catalog", schema)
@@ -225,3 +230,35 @@ def test_line_numbers_stay_exact_over_many_lines(spark, tmp_path, parse_partitio
     rows = parse_feed(spark, feed).where("not _blank").select("_line_number", "product_id").collect()
     assert len(rows) == 20_000 - 20_000 // 7
     assert all(r["product_id"] == str(r["_line_number"]) for r in rows)
+
+
+def test_raw_table_writes_unique_columns_without_a_dictionary(spark, tmp_path):
+    """The raw table carries its Parquet options, so every daily insert skips the dictionary for
+    per-row-unique text; a table landed before the options existed is recreated once, not reused."""
+    import pyarrow.parquet as pq
+
+    schema = "raw_options"
+    spark.sql(f"create database if not exists {schema}")
+    old = spark.createDataFrame([tuple([None] * len(RAW_COLUMNS))],
+                                ", ".join(f"{c} {'bigint' if c in ('_line_number', '_line_bytes') else 'string'}"
+                                          for c in RAW_COLUMNS))
+    old.write.format("parquet").saveAsTable(f"{schema}.raw_products")  # this version's columns, no options
+    _write_feed(tmp_path / "catalog/products.jsonl.gz",
+                [json.dumps({"product_id": str(i), "title": f"title {i % 3}", "gender": "Men"}).encode()
+                 for i in range(500)])
+    for _ in range(2):  # the first call recreates the table, the second inserts into it
+        ingest(spark, tmp_path / "catalog", schema, force=True)
+        ddl = spark.sql(f"show create table {schema}.raw_products").first()[0]
+        assert all(f"'{k}' = '{v}'" in ddl for k, v in RAW_TABLE_OPTIONS.items()), ddl
+        files = spark.table(f"{schema}.raw_products").inputFiles()
+        encodings = {}
+        for name in files:
+            meta = pq.ParquetFile(name.removeprefix("file:")).metadata
+            for g in range(meta.num_row_groups):
+                for c in range(meta.num_columns):
+                    column = meta.row_group(g).column(c)
+                    encodings.setdefault(column.path_in_schema, set()).update(column.encodings)
+        dictionary = {c for c, found in encodings.items() if {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & found}
+        # three titles would take a dictionary; the option keeps them plain
+        assert "gender" in dictionary and "title" not in dictionary, encodings
+        assert spark.table(f"{schema}.raw_products").count() == 500
