@@ -45,11 +45,10 @@ RAW_COLUMNS = (
 )
 _BIGINT_COLUMNS = ("_line_number", "_line_bytes")
 # Parquet tries a dictionary for every column chunk and falls back to plain encoding once it
-# passes 1 MB; for columns (nearly) unique per row that attempt is wasted work (1M lines: about
-# 4 of the write's 10 s). Table options, so every later insertInto writes the same way.
+# passes 1 MB; for columns (nearly) unique per product that attempt is wasted work (1M lines:
+# about 4 of the write's 10 s). Table options, so every later insertInto writes the same way.
 RAW_TABLE_OPTIONS = {f"parquet.enable.dictionary#{c}": "false" for c in (
-    "_line_number", "_line_bytes", "_raw_line", "product_id", "title", "description", "merchant_attributes",
-    "image")}
+    "_line_number", "_raw_line", "product_id", "title", "description", "merchant_attributes", "image")}
 
 
 @dataclass
@@ -301,7 +300,10 @@ def _table_is_current(spark, table: str) -> bool:
     """The raw table exists with this version's columns and write options (else it is recreated)."""
     if not spark.catalog.tableExists(table) or spark.table(table).columns != list(RAW_COLUMNS):
         return False
-    ddl = spark.sql(f"show create table {table}").first()[0]
+    try:
+        ddl = spark.sql(f"show create table {table}").first()[0]
+    except Exception:  # e.g. a Hive-serde table Spark cannot show as DDL: recreate it
+        return False
     return all(f"'{key}' = '{value}'" in ddl for key, value in RAW_TABLE_OPTIONS.items())
 
 
@@ -350,6 +352,8 @@ def ingest(spark, catalog_dir: Path, raw_schema: str, force: bool = False) -> Lo
         # Replace the files of the existing table: no metastore drop + create (seconds on Derby).
         landed.write.insertInto(products_table, overwrite=True)
     else:
+        # Drop + create: a run that dies in between leaves no raw table, and the next ingest lands
+        # the feed again (the unchanged-feed skip above needs the table).
         landed.write.mode("overwrite").format("parquet").options(**RAW_TABLE_OPTIONS).saveAsTable(products_table)
 
     counts = stats.get

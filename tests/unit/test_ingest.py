@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from pinlanding.ingest import (FEED_FIELDS, MAX_JSON_DEPTH, RAW_COLUMNS, RAW_TABLE_OPTIONS, ingest, parse_feed,
-                               parse_line, read_feed)
+from pinlanding.ingest import (FEED_FIELDS, MAX_JSON_DEPTH, RAW_COLUMNS, RAW_TABLE_OPTIONS, _table_is_current,
+                               ingest, parse_feed, parse_line, read_feed)
 
 
 def test_valid_line_lands_fields_as_text():
@@ -246,8 +246,10 @@ def test_raw_table_writes_unique_columns_without_a_dictionary(spark, tmp_path):
     _write_feed(tmp_path / "catalog/products.jsonl.gz",
                 [json.dumps({"product_id": str(i), "title": f"title {i % 3}", "gender": "Men"}).encode()
                  for i in range(500)])
+    assert not _table_is_current(spark, f"{schema}.raw_products")
     for _ in range(2):  # the first call recreates the table, the second inserts into it
         ingest(spark, tmp_path / "catalog", schema, force=True)
+        assert _table_is_current(spark, f"{schema}.raw_products")  # so the next call takes insertInto
         ddl = spark.sql(f"show create table {schema}.raw_products").first()[0]
         assert all(f"'{k}' = '{v}'" in ddl for k, v in RAW_TABLE_OPTIONS.items()), ddl
         files = spark.table(f"{schema}.raw_products").inputFiles()
