@@ -50,7 +50,19 @@ $(LIGHTHOUSE): tools/lighthouse/package.json tools/lighthouse/package-lock.json
 	npm ci --prefix tools/lighthouse --no-audit --no-fund --loglevel=error >/dev/null
 	touch $@
 
-$(VENV)/.installed: requirements.lock pyproject.toml adapters/dbt-spark-session/pyproject.toml $(shell find adapters/dbt-spark-session/dbt -type f -not -path '*/__pycache__/*')
+# llama-cpp-python compiles llama.cpp for this CPU (-march=native). On a CPU with AMX its AMX
+# kernels crash the server (SIGSEGV on the first completion with our Gemma-3 Q4_K_M GGUF, seen on
+# an AMX Xeon, 2026-11-23), so it is built without them (AVX-512 etc. stay). --no-cache-dir: pip's
+# wheel cache is keyed on the sdist, not on CMAKE_ARGS, and would hand back an earlier AMX build.
+LLAMA_NO_AMX := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+$(VENV)/.llama-built: requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	CMAKE_ARGS="-DCMAKE_C_FLAGS='$(LLAMA_NO_AMX)' -DCMAKE_CXX_FLAGS='$(LLAMA_NO_AMX)'" \
+	  $(BIN)/python -m pip install --quiet --no-input --no-deps --no-cache-dir --force-reinstall \
+	  "$$(grep -m1 '^llama-cpp-python==' requirements.lock)"
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.llama-built requirements.lock pyproject.toml adapters/dbt-spark-session/pyproject.toml $(shell find adapters/dbt-spark-session/dbt -type f -not -path '*/__pycache__/*')
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet --no-input -r requirements.lock
