@@ -63,7 +63,6 @@ $(VENV)/.llama-built: requirements.lock
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.llama-built requirements.lock pyproject.toml adapters/dbt-spark-session/pyproject.toml $(shell find adapters/dbt-spark-session/dbt -type f -not -path '*/__pycache__/*')
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet --no-input -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall ./adapters/dbt-spark-session

@@ -54,26 +54,24 @@ def naive_matches(spark, schema: str, collections_table: str):
     """Every product against every valid collection: the cross join the paper's 92% is measured against.
 
     The same per-pair expressions as int_collection_feed_matches (score lookups in the product's map,
-    evidence, mean score), so the two differ only in which pairs they evaluate: all of them here,
-    only those sharing the collection's anchor attribute there. The anchor condition that the feed
-    SQL gets from its join is a predicate here.
+    matched count, mean score), so the two differ only in which pairs they evaluate: all of them
+    here, only those sharing the collection's anchor attribute there. The anchor condition that the
+    feed SQL gets from its join is a predicate here.
     """
-    evidence = ("named_struct('attribute_type', attribute_N.attribute_type, 'attribute_id', attribute_N.attribute_id, "
-                "'value', attribute_N.value, 'score', score_N)")
-    ev = lambda i: evidence.replace("_N", f"_{i}")  # noqa: E731
     return spark.sql(f"""
         with collections as (
             select collection_id, n_attributes, anchor_attribute_id,
-                   get(attributes, 0) as attribute_1, get(attributes, 1) as attribute_2, get(attributes, 2) as attribute_3
+                   get(attributes, 0).attribute_id as attribute_id_1, get(attributes, 1).attribute_id as attribute_id_2,
+                   get(attributes, 2).attribute_id as attribute_id_3
             from {collections_table} where held_back_reason is null),
         product_scores as (
             select product_id, map_from_entries(collect_list(struct(attribute_id, score))) as scores
             from {schema}.product_attributes_assigned group by product_id),
         pairs as (
             select c.*, p.product_id, map_contains_key(p.scores, c.anchor_attribute_id) as has_anchor,
-                   p.scores[c.attribute_1.attribute_id] as score_1,
-                   case when c.attribute_2 is not null then p.scores[c.attribute_2.attribute_id] end as score_2,
-                   case when c.attribute_3 is not null then p.scores[c.attribute_3.attribute_id] end as score_3
+                   p.scores[c.attribute_id_1] as score_1,
+                   case when c.attribute_id_2 is not null then p.scores[c.attribute_id_2] end as score_2,
+                   case when c.attribute_id_3 is not null then p.scores[c.attribute_id_3] end as score_3
             from product_scores as p cross join collections as c),
         counted as (
             select *, cast(score_1 is not null as int) + cast(score_2 is not null as int)
@@ -83,11 +81,7 @@ def naive_matches(spark, schema: str, collections_table: str):
                case when matched_attributes = n_attributes then 'full' else 'partial' end as match_type,
                matched_attributes, n_attributes,
                (cast(0 as double) + coalesce(score_1, 0) + coalesce(score_2, 0) + coalesce(score_3, 0))
-                   / matched_attributes as mean_score,
-               case when matched_attributes = n_attributes then slice(array({ev(1)}, {ev(2)}, {ev(3)}), 1, n_attributes)
-                    else array_compact(array(case when score_1 is not null then {ev(1)} end,
-                                             case when score_2 is not null then {ev(2)} end,
-                                             case when score_3 is not null then {ev(3)} end)) end as evidence
+                   / matched_attributes as mean_score
         from counted
         where has_anchor and (matched_attributes = n_attributes
                               or (n_attributes >= 2 and matched_attributes = n_attributes - 1))""")
@@ -95,7 +89,8 @@ def naive_matches(spark, schema: str, collections_table: str):
 
 def lambda_reference_matches(spark, schema: str, collections_table: str):
     """The feed SQL as it was written before 2026-11-23 (lambdas over each collection's attribute
-    array): an independently written reference whose output the current SQL must reproduce."""
+    array; its evidence column now built in int_collection_feeds for kept cards only): an
+    independently written reference whose output the current SQL must reproduce."""
     return spark.sql(f"""
         with collections as (
             select collection_id, n_attributes, anchor_attribute_id, attributes
@@ -116,8 +111,7 @@ def lambda_reference_matches(spark, schema: str, collections_table: str):
         select collection_id, product_id,
                case when size(evidence) = n_attributes then 'full' else 'partial' end as match_type,
                size(evidence) as matched_attributes, n_attributes,
-               aggregate(evidence, cast(0 as double), (total, e) -> total + e.score) / size(evidence) as mean_score,
-               evidence
+               aggregate(evidence, cast(0 as double), (total, e) -> total + e.score) / size(evidence) as mean_score
         from matched
         where size(evidence) = n_attributes or (n_attributes >= 2 and size(evidence) = n_attributes - 1)""")
 
@@ -127,7 +121,7 @@ def fingerprint(frame) -> tuple:
     from pyspark.sql import functions as F
 
     row = frame.select(F.count(F.lit(1)).alias("n"),
-                       F.sum(F.hash(*[F.to_json(c) if c == "evidence" else F.col(c) for c in frame.columns])
+                       F.sum(F.hash(*[F.col(c) for c in frame.columns])
                              .cast("decimal(38,0)")).alias("h")).collect()[0]
     return row.n, row.h
 

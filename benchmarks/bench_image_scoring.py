@@ -7,7 +7,8 @@ With MiniLM features read from the text-feature store, a scored product's cost i
 photo (a fifth of products have one): decode + resize, then the ResNet tower. Measured here:
 
 - Speed: `--photos` catalog photos, one torch thread as in a Spark worker, batches of 128 (the
-  scorer's are 256 products, ~50 photos); ms per photo after a warm-up, best of `--repeats`.
+  scorer's are 256 products, ~50 photos); ms per photo after a warm-up, best of `--repeats`; the
+  tower in both memory layouts (contiguous, and channels-last as ml/pyfunc.py serves it).
   bfloat16 is fast only on CPUs that have it natively (printed: ml/embeddings.bfloat16_is_native).
 - Agreement: cosine between the photo embeddings of each variant and the full-decode float32 ones,
   and the share of the served top-10 attributes (image+text scores) that stay the same.
@@ -18,6 +19,7 @@ photo (a fifth of products have one): decode + resize, then the ResNet tower. Me
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from dataclasses import replace
@@ -87,26 +89,36 @@ def main(argv: list[str] | None = None) -> int:
           f"ms/photo ({decode_ms['full decode'] / decode_ms['draft decode']:.2f}x); mean |pixel difference| "
           f"{float(pixel_diff):.2f} of 255")
 
-    def encode(images, bfloat16: bool):
+    # the served model is channels-last (ml/pyfunc.py); a contiguous copy is the "before"
+    layouts = {"contiguous": copy.deepcopy(model).to(memory_format=torch.contiguous_format),
+               "channels-last": model}
+
+    def encode(images, bfloat16: bool, layout: str):
+        tower = layouts[layout]
+        images = images.contiguous(memory_format=torch.channels_last if layout == "channels-last" else
+                                   torch.contiguous_format)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-            out = torch.cat([model.encode_image(images[i:i + 128]).float() for i in range(0, len(images), 128)])
+            out = torch.cat([tower.encode_image(images[i:i + 128]).float() for i in range(0, len(images), 128)])
         return torch.nn.functional.normalize(out, dim=-1)  # bfloat16's own normalisation is off by ~1e-3
 
     embeddings, encode_ms = {}, {}
-    for name, bfloat16 in (("float32", False), ("bfloat16", True)):
-        encode(decoded["full decode"][:128], bfloat16)  # warm-up
+    for name, bfloat16, layout in (("float32", False, "contiguous"), ("float32 channels-last", False, "channels-last"),
+                                   ("bfloat16", True, "contiguous"), ("bfloat16 channels-last", True, "channels-last")):
+        encode(decoded["full decode"][:128], bfloat16, layout)  # warm-up
         best = float("inf")
         for _ in range(args.repeats):
             started = time.perf_counter()
-            embeddings[name] = encode(decoded["full decode"], bfloat16)
+            embeddings[name] = encode(decoded["full decode"], bfloat16, layout)
             best = min(best, time.perf_counter() - started)
         encode_ms[name] = 1000 * best / len(sample)
         cosine = (embeddings[name] * embeddings["float32"]).sum(1)
-        print(f"  vision tower {name:<8} {encode_ms[name]:.2f} ms/photo "
+        print(f"  vision tower {name:<22} {encode_ms[name]:.2f} ms/photo "
               f"({encode_ms['float32'] / encode_ms[name]:.2f}x); cosine to float32: mean {cosine.mean():.5f}, "
               f"min {cosine.min():.5f}")
     print(f"  photo path per photo: {decode_ms['full decode'] + encode_ms['float32']:.2f} ms (full decode, float32) -> "
-          f"{decode_ms['draft decode'] + encode_ms['bfloat16']:.2f} ms (draft decode, bfloat16)")
+          f"{decode_ms['draft decode'] + encode_ms['bfloat16']:.2f} ms (draft decode, bfloat16) -> "
+          f"{decode_ms['draft decode'] + encode_ms['bfloat16 channels-last']:.2f} ms (draft decode, bfloat16, "
+          "channels-last: as served)")
 
     # the champion on the test split, every photo decoded each way
     torch.set_num_threads(2)

@@ -9,8 +9,9 @@
 -- A collection has 1-3 attributes (one per type of its pairing: seed collection_type_pairings), so
 -- they are looked up as three columns with plain expressions Spark compiles, not with lambdas over
 -- the attribute array (interpreted per row: twice the time at 5M pairs).
-{%- set evidence = "named_struct('attribute_type', attribute_N.attribute_type, 'attribute_id', attribute_N.attribute_id,"
-                   ~ " 'value', attribute_N.value, 'score', score_N)" %}
+-- Rows stay narrow (ids, counts, score): duplicate detection and variant grouping read every match,
+-- but a feed keeps at most max_feed_size cards, so the evidence (which attributes, with scores) is
+-- built only for those, in int_collection_feeds.
 
 with collections as (
 
@@ -18,9 +19,9 @@ with collections as (
         collection_id,
         n_attributes,
         anchor_attribute_id,
-        get(attributes, 0) as attribute_1,
-        get(attributes, 1) as attribute_2,
-        get(attributes, 2) as attribute_3
+        get(attributes, 0).attribute_id as attribute_id_1,
+        get(attributes, 1).attribute_id as attribute_id_2,
+        get(attributes, 2).attribute_id as attribute_id_3
     from {{ ref('int_collection_titles') }}
     where held_back_reason is null
       -- fails the model (rather than matching on three of four attributes) if pairings ever grow
@@ -48,13 +49,10 @@ anchored_pairs as (
     select /*+ BROADCAST(c) */
         c.collection_id,
         c.n_attributes,
-        c.attribute_1,
-        c.attribute_2,
-        c.attribute_3,
         p.product_id,
-        p.scores[c.attribute_1.attribute_id] as score_1,
-        case when c.attribute_2 is not null then p.scores[c.attribute_2.attribute_id] end as score_2,
-        case when c.attribute_3 is not null then p.scores[c.attribute_3.attribute_id] end as score_3
+        p.scores[c.attribute_id_1] as score_1,
+        case when c.attribute_id_2 is not null then p.scores[c.attribute_id_2] end as score_2,
+        case when c.attribute_id_3 is not null then p.scores[c.attribute_id_3] end as score_3
     from product_anchors as p
     inner join collections as c
         on p.attribute_id = c.anchor_attribute_id
@@ -78,18 +76,7 @@ select
     matched_attributes,
     n_attributes,
     (cast(0 as double) + coalesce(score_1, 0) + coalesce(score_2, 0) + coalesce(score_3, 0))
-        / matched_attributes as mean_score,
-    -- why the product is here: each of the collection's attributes it carries, with its score
-    case
-        when matched_attributes = n_attributes then slice(array(
-            {{ evidence.replace('_N', '_1') }},
-            {{ evidence.replace('_N', '_2') }},
-            {{ evidence.replace('_N', '_3') }}), 1, n_attributes)
-        else array_compact(array(
-            case when score_1 is not null then {{ evidence.replace('_N', '_1') }} end,
-            case when score_2 is not null then {{ evidence.replace('_N', '_2') }} end,
-            case when score_3 is not null then {{ evidence.replace('_N', '_3') }} end))
-    end as evidence
+        / matched_attributes as mean_score
 from counted
 where matched_attributes = n_attributes
    or (n_attributes >= 2 and matched_attributes = n_attributes - 1)

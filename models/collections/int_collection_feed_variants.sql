@@ -14,7 +14,9 @@
 {%- set share = var('feed_partial_share') %}
 {%- set max_size = var('max_feed_size') %}
 
--- The grouping runs on narrow rows (ids, keys, ranks); the wide evidence joins back once at the end.
+-- Every match passes through here (duplicate detection and the "before" metrics need them all), so
+-- rows stay narrow: ids, keys, ranks. A card's evidence is built in int_collection_feeds, for the
+-- cards a feed keeps.
 
 with matches as (
 
@@ -22,6 +24,8 @@ with matches as (
         m.collection_id,
         m.product_id,
         m.match_type,
+        m.matched_attributes,
+        m.n_attributes,
         m.mean_score,
         p.brand,
         coalesce('img:' || p.image_sha256, 'id:' || m.product_id) as photo_key,
@@ -97,10 +101,9 @@ select
     h.collection_id,
     h.product_id,
     h.match_type,
-    w.matched_attributes,
-    w.n_attributes,
+    h.matched_attributes,
+    h.n_attributes,
     h.mean_score,
-    w.evidence,
     h.brand,
     h.relevance_rank,
     h.type_rank,
@@ -124,6 +127,3 @@ left join variant_lists as l
     on h.collection_id = l.collection_id
    and h.variant_group = l.variant_group
    and h.relevance_rank = h.leader_rank
-inner join {{ ref('int_collection_feed_matches') }} as w
-    on h.collection_id = w.collection_id
-   and h.product_id = w.product_id

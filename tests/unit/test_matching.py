@@ -227,6 +227,37 @@ def test_pyfunc_round_trip_through_the_registry_and_champion_rule(tmp_path, monk
     assert len(list(worker_tmp.glob("pinlanding-model-*"))) == 2  # the recent one and this champion
 
 
+def test_served_photo_tower_runs_channels_last_with_the_same_embeddings(tmp_path):
+    """The served model converts its ResNet to channels-last (faster convolutions on CPU): the
+    weights must really be in that layout, and products must embed as the trained model does."""
+    from types import SimpleNamespace
+
+    from ml.pyfunc import DualEncoderModel, write_bundle
+
+    torch.manual_seed(0)
+    model = DualEncoder(TINY_RESNET)
+    bundle = write_bundle(tmp_path / "bundle", model, _catalog(), beta=0.01, text_max_tokens=32)
+    model.eval()  # write_bundle leaves it training (batch norm would use batch statistics)
+    served = DualEncoderModel()
+    served.load_context(SimpleNamespace(artifacts={"bundle": str(bundle)}))
+    conv = served.model.visual.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+    photos = _photos(tmp_path, 3)
+    frame = pd.DataFrame({"product_id": ["a", "b", "c"], "title": ["Navy tee", "Belt", "Dress"],
+                          "description": [None] * 3, "image_path": [photos[0], "", photos[2]]})
+    texts = [D.product_text(t, None) for t in frame["title"]]
+    features = D.text_features(texts, max_seq_length=32, persist=False)
+    stored = dict(zip(map(D.text_key, texts), features))
+    has = torch.tensor([True, False, True])
+    images = torch.stack([D.load_image(p, TINY_RESNET.image_size) for p in (photos[0], photos[2])])
+    with torch.no_grad():
+        expected = model.encode_product(torch.from_numpy(features), images, has, model.tokenize(texts)).numpy()
+        image_only = model.encode_image(images).numpy()
+    np.testing.assert_allclose(served.embed_products(frame, text_features=stored), expected, atol=1e-5)
+    np.testing.assert_allclose(served.embed_products(frame, image_only=True)[[0, 2]], image_only, atol=1e-5)
+
+
 def test_text_features_embed_only_what_is_not_known(monkeypatch):
     import ml.embeddings
 
