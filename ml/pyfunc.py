@@ -32,7 +32,8 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
         self.model = DualEncoder(self.config)
         self.model.load_state_dict(torch.load(bundle / "model.pt", map_location="cpu", weights_only=True))
         # channels-last convolutions: the ResNet photo tower ~1.2x (bfloat16) to ~1.35x (float32)
-        # faster on one CPU thread (benchmarks/bench_image_scoring.py); a no-op for other layers
+        # faster on one CPU thread (scratch timing, docs/benchmarks.md; bench_image_scoring.py times
+        # both layouts); a no-op for other layers
         self.model = self.model.to(memory_format=torch.channels_last).eval()
         self.vocabulary = meta["attributes"]
         self.text_max_tokens = meta["text_max_tokens"]

@@ -31,9 +31,7 @@ with collections as (
 
 product_scores as (
 
-    select product_id, map_from_entries(collect_list(struct(attribute_id, score))) as scores
-    from {{ ref('product_attributes_assigned') }}
-    group by product_id
+    {{ product_score_maps() }}
 
 ),
 

@@ -10,8 +10,8 @@
 -- matches stay below every full match, and cards outside the pool keep their relevance order.
 --
 -- Each kept card's evidence (the collection's attributes it carries, in the collection's attribute
--- order, with their scores) is built here rather than for every match upstream: at 250k products
--- a feed keeps 1 in 8 of its matches.
+-- order, with their scores) is built here rather than for every match upstream: a feed keeps at
+-- most max_feed_size cards of a collection's matches.
 {%- set evidence = "named_struct('attribute_type', attribute_N.attribute_type, 'attribute_id', attribute_N.attribute_id,"
                    ~ " 'value', attribute_N.value, 'score', scores[attribute_N.attribute_id])" %}
 
@@ -81,10 +81,7 @@ collection_attributes as (
 card_scores as (
 
     -- the score maps of kept cards' products only
-    select product_id, map_from_entries(collect_list(struct(attribute_id, score))) as scores
-    from {{ ref('product_attributes_assigned') }}
-    where product_id in (select product_id from kept)
-    group by product_id
+    {{ product_score_maps('select product_id from kept') }}
 
 ),
 
