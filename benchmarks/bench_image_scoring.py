@@ -8,7 +8,8 @@ photo (a fifth of products have one): decode + resize, then the ResNet tower. Me
 
 - Speed: `--photos` catalog photos, one torch thread as in a Spark worker, batches of 128 (the
   scorer's are 256 products, ~50 photos); ms per photo after a warm-up, best of `--repeats`; the
-  tower in both memory layouts (contiguous, and channels-last as ml/pyfunc.py serves it).
+  tower as trained (contiguous), channels-last, and as ml/pyfunc.py serves it (channels-last with
+  each batch norm folded into its convolution).
   bfloat16 is fast only on CPUs that have it natively (printed: ml/embeddings.bfloat16_is_native).
 - Agreement: cosine between the photo embeddings of each variant and the full-decode float32 ones,
   and the share of the served top-10 attributes (image+text scores) that stay the same.
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from ml import data as D
     from ml.embeddings import bfloat16_is_native
     from ml.evaluate import recall_at_k, reweight
+    from ml.model import DualEncoder
     from ml.train import embed_split
 
     version, served, catalog, spark = champion_and_catalog(args.train_config)
@@ -89,21 +91,28 @@ def main(argv: list[str] | None = None) -> int:
           f"ms/photo ({decode_ms['full decode'] / decode_ms['draft decode']:.2f}x); mean |pixel difference| "
           f"{float(pixel_diff):.2f} of 255")
 
-    # the served model is channels-last (ml/pyfunc.py); a contiguous copy is the "before"
-    layouts = {"contiguous": copy.deepcopy(model).to(memory_format=torch.contiguous_format),
-               "channels-last": model}
+    # the served model (ml/pyfunc.py) is channels-last with its batch norms folded into the
+    # convolutions; the "before" rows are the trained weights as they are in the bundle
+    trained = DualEncoder(served.config)
+    trained.load_state_dict(torch.load(served.bundle / "model.pt", map_location="cpu", weights_only=True))
+    trained.eval()
+    layouts = {"contiguous": trained,
+               "channels-last": copy.deepcopy(trained).to(memory_format=torch.channels_last),
+               "channels-last, folded": model}
 
     def encode(images, bfloat16: bool, layout: str):
         tower = layouts[layout]
-        images = images.contiguous(memory_format=torch.channels_last if layout == "channels-last" else
-                                   torch.contiguous_format)
+        images = images.contiguous(memory_format=torch.contiguous_format if layout == "contiguous" else
+                                   torch.channels_last)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
             out = torch.cat([tower.encode_image(images[i:i + 128]).float() for i in range(0, len(images), 128)])
         return torch.nn.functional.normalize(out, dim=-1)  # bfloat16's own normalisation is off by ~1e-3
 
     embeddings, encode_ms = {}, {}
     for name, bfloat16, layout in (("float32", False, "contiguous"), ("float32 channels-last", False, "channels-last"),
-                                   ("bfloat16", True, "contiguous"), ("bfloat16 channels-last", True, "channels-last")):
+                                   ("float32 served", False, "channels-last, folded"),
+                                   ("bfloat16", True, "contiguous"), ("bfloat16 channels-last", True, "channels-last"),
+                                   ("bfloat16 served", True, "channels-last, folded")):
         encode(decoded["full decode"][:128], bfloat16, layout)  # warm-up
         best = float("inf")
         for _ in range(args.repeats):
@@ -117,24 +126,24 @@ def main(argv: list[str] | None = None) -> int:
               f"min {cosine.min():.5f}")
     print(f"  photo path per photo: {decode_ms['full decode'] + encode_ms['float32']:.2f} ms (full decode, float32) -> "
           f"{decode_ms['draft decode'] + encode_ms['bfloat16']:.2f} ms (draft decode, bfloat16) -> "
-          f"{decode_ms['draft decode'] + encode_ms['bfloat16 channels-last']:.2f} ms (draft decode, bfloat16, "
-          "channels-last: as served)")
+          f"{decode_ms['draft decode'] + encode_ms['bfloat16 served']:.2f} ms (draft decode, bfloat16, "
+          "channels-last, batch norms folded: as served)")
 
     # the champion on the test split, every photo decoded each way
     torch.set_num_threads(2)
     images = {name: torch.stack([decode(p, size) for p in paths]) for name, decode in decoders.items()}
-    variants = {"full decode, float32 (as trained)": (images["full decode"], False),
-                "draft decode, float32": (images["draft decode"], False),
-                "draft decode, bfloat16": (images["draft decode"], True)}
+    variants = {"full decode, float32 (as trained)": (images["full decode"], False, trained),
+                "draft decode, float32": (images["draft decode"], False, model),
+                "draft decode, bfloat16": (images["draft decode"], True, model)}
     prior, attributes = catalog.attribute_log_prior.numpy(), served.attribute_embeddings
     results, top10 = {}, {}
-    for name, (imgs, bfloat16) in variants.items():
+    for name, (imgs, bfloat16, tower) in variants.items():
         variant, results[name] = replace(catalog, images=imgs), {}
         for mode in ("image_text", "image_only"):
             # as served (ml/pyfunc.py): product embeddings in the variant's precision, the
             # bundle's float32 attribute embeddings, the frequency prior
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-                products, rows = embed_split(model, variant, catalog.rows("test"), mode)
+                products, rows = embed_split(tower, variant, catalog.rows("test"), mode)
             scores = reweight((products.float() @ attributes.T).numpy(), prior, served.beta)
             results[name].update({f"{mode}.{k}": v for k, v in
                                   recall_at_k(scores, catalog.targets[rows].numpy(), catalog.attribute_types).items()})

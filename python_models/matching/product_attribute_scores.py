@@ -32,6 +32,28 @@ def with_text_hash(batches):
                                       for t, d in zip(frame["title"], frame["description"])])
 
 
+def top_k_rows(chunk, scores, top_k, version, vocab, scored_at):
+    """Each product's `top_k` attributes by score, best first, as output rows: built with array
+    indexing, not a Python tuple per row (row by row this was ~40% of a scoring task's time)."""
+    k = min(top_k, scores.shape[1])
+    # argpartition then sort only the k kept: the same order as a full argsort by descending score
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.argsort(-scores, axis=1)
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable"), 1)
+    flat = top.ravel()
+    n = len(chunk)
+    return pd.DataFrame({
+        "product_id": np.repeat(chunk["product_id"].to_numpy(), k),
+        "content_hash": np.repeat(chunk["content_hash"].to_numpy(), k),
+        "model_version": version,
+        "attribute_id": vocab["ids"][flat],
+        "attribute_type": vocab["types"][flat],
+        "value": vocab["values"][flat],
+        "score": np.take_along_axis(scores, top, 1).ravel().astype(np.float64),
+        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+        "scored_at": pd.Timestamp(scored_at),
+    }, columns=COLUMNS)
+
+
 def score_partition(batches, packed_model, version, vocab, top_k, precision="float32", batch_size=256):
     from datetime import datetime, timezone
 
@@ -54,11 +76,7 @@ def score_partition(batches, packed_model, version, vocab, top_k, precision="flo
                       if f is not None}
             # the served score (ml/pyfunc.py): evaluation's, up to bfloat16 rounding where it runs
             scores = model.scores(chunk, text_features=stored, bfloat16=bfloat16)
-            top = np.argsort(-scores, axis=1)[:, :top_k]
-            rows = [(chunk.product_id[i], chunk.content_hash[i], version, vocab["ids"][j], vocab["types"][j],
-                     vocab["values"][j], float(scores[i, j]), r + 1, scored_at)
-                    for i, row in enumerate(top) for r, j in enumerate(row)]
-            yield pd.DataFrame(rows, columns=COLUMNS)
+            yield top_k_rows(chunk, scores, top_k, version, vocab, scored_at)
 
 
 def model(dbt, session):
@@ -76,10 +94,10 @@ def model(dbt, session):
     configure()
     version, model_dir = resolve_champion()
     champion = load_local(model_dir)
-    vocab = {
-        "ids": [a["attribute_id"] for a in champion.vocabulary],
-        "types": [a["type"] for a in champion.vocabulary],
-        "values": [a["value"] for a in champion.vocabulary],
+    vocab = {  # object arrays: top_k_rows indexes them with each chunk's top attributes
+        "ids": np.array([a["attribute_id"] for a in champion.vocabulary], dtype=object),
+        "types": np.array([a["type"] for a in champion.vocabulary], dtype=object),
+        "values": np.array([a["value"] for a in champion.vocabulary], dtype=object),
     }
     packed_model = pack_model_dir(model_dir)
     products = dbt.ref("int_products").select(*[c.split()[0] for c in PRODUCT_COLUMNS])

@@ -227,21 +227,30 @@ def test_pyfunc_round_trip_through_the_registry_and_champion_rule(tmp_path, monk
     assert len(list(worker_tmp.glob("pinlanding-model-*"))) == 2  # the recent one and this champion
 
 
-def test_served_photo_tower_runs_channels_last_with_the_same_embeddings(tmp_path):
-    """The served model converts its ResNet to channels-last (faster convolutions on CPU): the
-    weights must really be in that layout, and products must embed as the trained model does."""
+def test_served_photo_tower_runs_channels_last_with_batch_norms_folded_and_the_same_embeddings(tmp_path):
+    """The served model converts its ResNet to channels-last and folds each BatchNorm into its
+    convolution (faster on CPU): the weights must really be in that layout, no BatchNorm may be
+    left, and products must embed as the trained model does."""
     from types import SimpleNamespace
 
     from ml.pyfunc import DualEncoderModel, write_bundle
 
     torch.manual_seed(0)
     model = DualEncoder(TINY_RESNET)
+    # trained-looking statistics: with a fresh BatchNorm's (mean 0, variance 1, scale 1) folding
+    # would be nearly the identity, and a wrong fold could pass
+    for norm in (m for m in model.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.running_mean.normal_(0, 0.5)
+        norm.running_var.uniform_(0.3, 3.0)
+        torch.nn.init.normal_(norm.weight, 1.0, 0.3)
+        torch.nn.init.normal_(norm.bias, 0.0, 0.3)
     bundle = write_bundle(tmp_path / "bundle", model, _catalog(), beta=0.01, text_max_tokens=32)
     model.eval()  # write_bundle leaves it training (batch norm would use batch statistics)
     served = DualEncoderModel()
     served.load_context(SimpleNamespace(artifacts={"bundle": str(bundle)}))
     conv = served.model.visual.conv1.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in served.model.visual.modules())
 
     photos = _photos(tmp_path, 3)
     frame = pd.DataFrame({"product_id": ["a", "b", "c"], "title": ["Navy tee", "Belt", "Dress"],
@@ -469,3 +478,43 @@ def test_pinlanding_run_builds_the_text_store_at_the_token_limit_scoring_reads(t
     assert "differs" not in capsys.readouterr().err
     assert with_store_token_limit("{text_max_tokens: 48}", default)[1] == 48  # the user's word, with a warning
     assert "text_max_tokens 48 differs from the champion's 40" in capsys.readouterr().err
+
+
+def _scoring_model_module():
+    """python_models/matching/product_attribute_scores.py (a dbt Python model, not a package module)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "python_models" / "matching" / "product_attribute_scores.py"
+    spec = importlib.util.spec_from_file_location("product_attribute_scores", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scoring_rows_are_each_products_top_k_attributes_best_first():
+    from datetime import datetime
+
+    scoring = _scoring_model_module()
+    rng = np.random.default_rng(0)
+    n, vocabulary, k = 25, 500, 60  # a K where numpy's partial selection does not come out sorted
+    vocab = {key: np.array([f"{key}{j}" for j in range(vocabulary)], dtype=object) for key in ("ids", "types", "values")}
+    chunk = pd.DataFrame({"product_id": [f"p{i}" for i in range(n)], "content_hash": [f"h{i}" for i in range(n)]})
+    scores = rng.normal(size=(n, vocabulary)).astype(np.float32)
+    at = datetime(2026, 11, 23, 12, 0)
+    rows = scoring.top_k_rows(chunk, scores, k, "3", vocab, at)
+
+    assert list(rows.columns) == scoring.COLUMNS and len(rows) == n * k
+    for pid, got in rows.groupby("product_id", sort=False):
+        row = int(pid[1:])
+        best = np.argsort(-scores[row])[:k]  # the row-by-row reference: a full sort per product
+        assert got["attribute_id"].tolist() == [f"ids{j}" for j in best]
+        assert got["value"].tolist() == [f"values{j}" for j in best]
+        assert got["rank"].tolist() == list(range(1, k + 1))
+        np.testing.assert_allclose(got["score"], scores[row, best])
+        assert set(got["content_hash"]) == {f"h{row}"}
+    assert set(rows["model_version"]) == {"3"} and (rows["scored_at"] == pd.Timestamp(at)).all()
+    # a top K larger than the vocabulary keeps every attribute, still best first
+    everything = scoring.top_k_rows(chunk.iloc[:2], scores[:2, :40], 100, "3", vocab, at)
+    assert len(everything) == 80 and everything["rank"].max() == 40
+    assert everything.groupby("product_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
