@@ -34,8 +34,11 @@ def with_text_hash(batches):
 
 def top_k_rows(chunk, scores, top_k, version, vocab, scored_at):
     """Each product's `top_k` attributes by score, best first, as output rows: built with array
-    indexing, not a Python tuple per row (row by row this was ~40% of a scoring task's time)."""
+    indexing, not a Python tuple per row (row by row this was 38% of a profiled scoring task:
+    docs/benchmarks.md)."""
     k = min(top_k, scores.shape[1])
+    if k <= 0 or not len(chunk):
+        return pd.DataFrame(columns=COLUMNS)
     # argpartition then sort only the k kept: the same order as a full argsort by descending score
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.argsort(-scores, axis=1)
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable"), 1)

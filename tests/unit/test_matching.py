@@ -518,3 +518,5 @@ def test_scoring_rows_are_each_products_top_k_attributes_best_first():
     everything = scoring.top_k_rows(chunk.iloc[:2], scores[:2, :40], 100, "3", vocab, at)
     assert len(everything) == 80 and everything["rank"].max() == 40
     assert everything.groupby("product_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
+    assert scoring.top_k_rows(chunk.iloc[:0], scores[:0], k, "3", vocab, at).empty
+    assert scoring.top_k_rows(chunk, scores, 0, "3", vocab, at).empty
