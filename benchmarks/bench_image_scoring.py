@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     from ml import data as D
     from ml.embeddings import bfloat16_is_native
     from ml.evaluate import recall_at_k, reweight
-    from ml.model import DualEncoder
     from ml.train import embed_split
 
     version, served, catalog, spark = champion_and_catalog(args.train_config)
@@ -93,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # the served model (ml/pyfunc.py) is channels-last with its batch norms folded into the
     # convolutions; the "before" rows are the trained weights as they are in the bundle
-    trained = DualEncoder(served.config)
-    trained.load_state_dict(torch.load(served.bundle / "model.pt", map_location="cpu", weights_only=True))
-    trained.eval()
+    trained = served.trained_model()
     layouts = {"contiguous": trained,
                "channels-last": copy.deepcopy(trained).to(memory_format=torch.channels_last),
                "channels-last, folded": model}

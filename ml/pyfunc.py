@@ -23,18 +23,17 @@ from ml.registry import CHAMPION_ALIAS, REGISTERED_MODEL, champion_version
 
 class DualEncoderModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from ml.model import DualEncoder, DualEncoderConfig
+        from ml.model import DualEncoderConfig
 
         bundle = self.bundle = Path(context.artifacts["bundle"])
         meta = json.loads((bundle / "vocabulary.json").read_text())
         self.config = DualEncoderConfig.from_dict(json.loads((bundle / "config.json").read_text()))
         self.config.pretrained_vision = None  # the weights below already contain the tower
-        self.model = DualEncoder(self.config)
-        self.model.load_state_dict(torch.load(bundle / "model.pt", map_location="cpu", weights_only=True))
+        self.model = self.trained_model()
         # channels-last convolutions: the ResNet photo tower ~1.2x (bfloat16) to ~1.35x (float32)
-        # faster on one CPU thread (scratch timing, docs/benchmarks.md; bench_image_scoring.py times
-        # both layouts); a no-op for other layers
-        self.model = self.model.to(memory_format=torch.channels_last).eval()
+        # faster on one CPU thread (bench_image_scoring.py times the trained, channels-last and
+        # served towers: docs/benchmarks.md); a no-op for other layers
+        self.model = self.model.to(memory_format=torch.channels_last)
         if self.config.vision_tower == "resnet":
             self.model.visual = fuse_batch_norms(self.model.visual)
         self.vocabulary = meta["attributes"]
@@ -42,6 +41,14 @@ class DualEncoderModel(mlflow.pyfunc.PythonModel):
         self.beta = meta["beta"]
         self.log_prior = np.array(meta["log_prior"], dtype=np.float32)
         self.attribute_embeddings = torch.from_numpy(np.load(bundle / "attribute_embeddings.npy"))
+
+    def trained_model(self):
+        """The bundle's weights as trained (eval mode, before the serving layout and folding)."""
+        from ml.model import DualEncoder
+
+        model = DualEncoder(self.config)
+        model.load_state_dict(torch.load(self.bundle / "model.pt", map_location="cpu", weights_only=True))
+        return model.eval()
 
     feature_cache: Path | None = None  # MiniLM feature cache to read (champion re-evaluation in ml/train.py sets it)
 
