@@ -25,8 +25,29 @@ def split_of(product_id: str, validation: float = 0.1, test: float = 0.1) -> str
     return "test" if u < test else "validation" if u < test + validation else "train"
 
 
-def product_text(title: str, description: str | None, max_description_chars: int = 200) -> str:
+DESCRIPTION_CHARS = 200  # of the description in a product's text (MiniLM reads 64 tokens)
+
+
+def product_text(title: str, description: str | None, max_description_chars: int = DESCRIPTION_CHARS) -> str:
     return f"{title}. {(description or '')[:max_description_chars]}".strip()
+
+
+# The characters Python's str.strip() removes (str.isspace), as a Java regex class: product_text's
+# Spark twin below must strip exactly these (tests/unit/test_matching.py checks every one).
+_STRIPPED = (r"\t\n\x0B\f\r\x1C-\x1F \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}"
+             r"\x{202F}\x{205F}\x{3000}")
+
+
+def product_text_columns(title: str = "title", description: str = "description"):
+    """(text, text_hash) Spark columns equal to product_text(title or "", description) and its
+    text_key, computed in the JVM: a Python pass over every product just to hash its text cost
+    5.2 s at 250k products (docs/benchmarks.md)."""
+    from pyspark.sql import functions as F
+
+    text = F.concat(F.coalesce(F.col(title), F.lit("")), F.lit(". "),
+                    F.substring(F.coalesce(F.col(description), F.lit("")), 1, DESCRIPTION_CHARS))
+    text = F.regexp_replace(text, rf"\A[{_STRIPPED}]+|[{_STRIPPED}]+\z", "")
+    return text, F.sha2(text, 256)
 
 
 def attribute_text(attribute_type: str, value: str) -> str:

@@ -24,14 +24,6 @@ COLUMNS = [c.split()[0] for c in SCHEMA.split(", ")]
 PRODUCT_COLUMNS = ["product_id string", "title string", "description string", "image_path string", "content_hash string"]
 
 
-def with_text_hash(batches):
-    from ml.data import product_text, text_key
-
-    for frame in batches:
-        yield frame.assign(text_hash=[text_key(product_text(t or "", d))
-                                      for t, d in zip(frame["title"], frame["description"])])
-
-
 def top_k_rows(chunk, scores, top_k, version, vocab, scored_at):
     """Each product's `top_k` attributes by score, best first, as output rows: built with array
     indexing, not a Python tuple per row (row by row this was 38% of a profiled scoring task:
@@ -55,6 +47,21 @@ def top_k_rows(chunk, scores, top_k, version, vocab, scored_at):
         "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
         "scored_at": pd.Timestamp(scored_at),
     }, columns=COLUMNS)
+
+
+def with_stored_features(products, stored, partitions):
+    """Products with their text_hash and the store's MiniLM features (null where it has none),
+    in `partitions` partitions ready for the scoring tasks.
+
+    Both sides are hash-partitioned on text_hash into the same count, so the join needs no other
+    exchange and its output is already spread evenly (a repartition after the join shuffled every
+    product's 384 features a second time: 6.8 s at 250k, docs/benchmarks.md). Adaptive execution
+    never coalesces a repartition to a fixed count. tests/unit/test_matching.py checks the plan."""
+    from ml.data import product_text_columns
+
+    features = stored.repartition(partitions, "text_hash").dropDuplicates(["text_hash"])
+    return (products.withColumn("text_hash", product_text_columns()[1]).repartition(partitions, "text_hash")
+            .join(features, "text_hash", "left"))
 
 
 def score_partition(batches, packed_model, version, vocab, top_k, precision="float32", batch_size=256):
@@ -114,17 +121,15 @@ def model(dbt, session):
 
     encoder = text_encoder(champion.text_max_tokens)
     stored = dbt.ref("product_text_features").where(F.col("encoder") == encoder)
-    features = stored.select("text_hash", "features").dropDuplicates(["text_hash"])
-    if stored.isEmpty() and not products.isEmpty():  # (before the de-duplication: no aggregate over the store)
+    if stored.isEmpty() and not products.isEmpty():
         # correct but several times slower: say why, and how to make the store match
         print(f"product_attribute_scores: the text-feature store holds nothing under {encoder}, the champion's "
               "encoder: every product text is embedded here. Build product_text_features with --vars "
               "'{text_max_tokens: " + str(champion.text_max_tokens) + "}' (`pinlanding run` sets it itself).")
         # (no doubled braces above: dbt refuses Jinja delimiters in a Python model's source)
-    products = (products.mapInPandas(with_text_hash, schema=", ".join([*PRODUCT_COLUMNS, "text_hash string"]))
-                .join(features, "text_hash", "left"))
     # SparkContext.defaultParallelism does not exist behind Spark Connect: use the shuffle width.
     partitions = max(int(session.conf.get("spark.sql.shuffle.partitions")), 1)
-    scored = products.repartition(partitions).mapInPandas(
+    products = with_stored_features(products, stored.select("text_hash", "features"), partitions)
+    scored = products.mapInPandas(
         lambda batches: score_partition(batches, packed_model, version, vocab, top_k, precision), schema=SCHEMA)
     return scored if kept is None else kept.select(*COLUMNS).unionByName(scored)

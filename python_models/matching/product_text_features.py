@@ -18,16 +18,6 @@ import numpy as np
 import pandas as pd
 
 SCHEMA = "text_hash string, encoder string, precision string, features array<float>, embedded_at timestamp"
-HASHED = "text_hash string, text string"
-
-
-def hash_texts(batches):
-    """(title, description) rows -> (text_hash, text): the text exactly as training and scoring build it."""
-    from ml.data import product_text, text_key
-
-    for frame in batches:
-        texts = [product_text(t or "", d) for t, d in zip(frame["title"], frame["description"])]
-        yield pd.DataFrame({"text_hash": [text_key(t) for t in texts], "text": texts})
 
 
 def embed_partition(batches, encoder, max_tokens, precision, batch_size=256):
@@ -61,11 +51,12 @@ def model(dbt, session):
 
     from pyspark.sql import functions as F
 
-    from ml.data import text_encoder
+    from ml.data import product_text_columns, text_encoder
 
     encoder = text_encoder(max_tokens)
-    texts = (dbt.ref("int_products").select("title", "description")
-             .mapInPandas(hash_texts, schema=HASHED).dropDuplicates(["text_hash"]))
+    # the text exactly as training and scoring build it (ml/data.py product_text), hashed in the JVM
+    text, text_hash = product_text_columns()
+    texts = dbt.ref("int_products").select(text_hash.alias("text_hash"), text.alias("text")).dropDuplicates(["text_hash"])
     if dbt.is_incremental:
         stored = session.table(str(dbt.this)).where(F.col("encoder") == encoder).select("text_hash")
         texts = texts.join(stored, "text_hash", "left_anti")

@@ -282,6 +282,27 @@ def test_text_features_embed_only_what_is_not_known(monkeypatch):
     assert D.text_encoder(64) != D.text_encoder(32)  # another token limit is another encoder
 
 
+def test_spark_product_text_and_hash_equal_pythons_on_hostile_texts(spark):
+    """The store and scoring hash texts in the JVM (ml/data.py product_text_columns); training looks
+    features up by the Python text_key. Every character str.strip() removes, at both ends."""
+    import sys
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    rows = [("Red Dress", None), (None, None), ("", ""), (None, "only a description"),
+            ("Émilie 👗 robe", "ü" * 150 + "😀" * 100),  # multi-byte and astral: 200 code points, not bytes
+            ("Tab\tinside", " x" * 150), ("trailing", "y" * 199 + " z"), ("ends at 200 ", "w" * 199 + " ")]
+    rows += [(f"{s}Lead {i}", f"tail{s}") for i, s in enumerate(spaces)]
+    rows += [(f"{s}{s}", s) for s in spaces] + [(f"Title{s}", None) for s in spaces]
+    rows += [("\u200bzero width is not a space", "\ufeff"), ("line\nbreak", "\r\n")]
+    frame = spark.createDataFrame(rows, "title string, description string")
+    text, text_hash = D.product_text_columns()
+    got = frame.select("title", "description", text.alias("text"), text_hash.alias("text_hash")).collect()
+    assert len(got) == len(rows)
+    for row in got:
+        expected = D.product_text(row["title"] or "", row["description"])
+        assert (row["text"], row["text_hash"]) == (expected, D.text_key(expected)), (row["title"], row["description"])
+
+
 def _photos(folder, n: int) -> list[str]:
     """n distinct 224-px JPEG photos (the catalog's size): smooth colour fields, like product shots."""
     from PIL import Image
@@ -520,3 +541,28 @@ def test_scoring_rows_are_each_products_top_k_attributes_best_first():
     assert everything.groupby("product_id")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
     assert scoring.top_k_rows(chunk.iloc[:0], scores[:0], k, "3", vocab, at).empty
     assert scoring.top_k_rows(chunk, scores, 0, "3", vocab, at).empty
+
+
+def test_scoring_joins_the_feature_store_with_one_exchange_per_side(spark):
+    """The store join's output is what the scoring tasks read: each product once, with its features
+    (null where the store has none), in the requested partitions, and no shuffle beyond the one
+    per side (a repartition after the join re-shuffled every product's features)."""
+    scoring = _scoring_model_module()
+    titles = ["Red Dress", "Blue Jeans", "Red Dress", "Green Scarf", "Black Belt"]
+    products = spark.createDataFrame(
+        [(f"p{i}", t, "desc" if i != 4 else None, None, f"c{i}") for i, t in enumerate(titles)],
+        ",".join(scoring.PRODUCT_COLUMNS))
+    known = {D.text_key(D.product_text(t, "desc")): [float(i)] * 3 for i, t in enumerate(titles[:2])}
+    stored = spark.createDataFrame([(h, f) for h, f in known.items()] + [(next(iter(known)), [9.0] * 3)],
+                                   "text_hash string, features array<float>")  # a duplicate store row
+    joined = scoring.with_stored_features(products, stored, partitions=3)
+    plan = joined._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("Exchange") == 2 and plan.count("REPARTITION_BY_NUM") == 2, plan
+    assert joined.rdd.getNumPartitions() == 3
+    rows = {r["product_id"]: r for r in joined.collect()}
+    assert sorted(rows) == [f"p{i}" for i in range(5)]  # each product once, a duplicate store row or not
+    for i, t in enumerate(titles):
+        key = D.text_key(D.product_text(t, "desc" if i != 4 else None))
+        assert rows[f"p{i}"]["text_hash"] == key
+        assert (rows[f"p{i}"]["features"] is None) == (key not in known)
+    assert rows["p0"]["features"] == rows["p2"]["features"]  # same text, same stored features
