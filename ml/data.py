@@ -40,8 +40,8 @@ _STRIPPED = (r"\t\n\x0B\f\r\x1C-\x1F \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{202
 
 def product_text_columns(title: str = "title", description: str = "description"):
     """(text, text_hash) Spark columns equal to product_text(title or "", description) and its
-    text_key, computed in the JVM: a Python pass over every product just to hash its text cost
-    5.2 s at 250k products (docs/benchmarks.md)."""
+    text_key, computed in the JVM instead of a Python pass over every product (the text store and
+    scoring use them; training keeps the Python pair and finds the same keys)."""
     from pyspark.sql import functions as F
 
     text = F.concat(F.coalesce(F.col(title), F.lit("")), F.lit(". "),

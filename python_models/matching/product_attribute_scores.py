@@ -55,8 +55,9 @@ def with_stored_features(products, stored, partitions):
 
     Both sides are hash-partitioned on text_hash into the same count, so the join needs no other
     exchange and its output is already spread evenly (a repartition after the join shuffled every
-    product's 384 features a second time: 6.8 s at 250k, docs/benchmarks.md). Adaptive execution
-    never coalesces a repartition to a fixed count. tests/unit/test_matching.py checks the plan."""
+    product's 384 features a second time; with the text hashed in the JVM too, the Spark passes at
+    250k took 7.3-8.3 s before and 6.6-6.7 s after: docs/benchmarks.md). Adaptive execution never
+    coalesces a repartition to a fixed count. tests/unit/test_matching.py checks the plan."""
     from ml.data import product_text_columns
 
     features = stored.repartition(partitions, "text_hash").dropDuplicates(["text_hash"])
