@@ -3,6 +3,7 @@ generated catalog.
 
     .venv/bin/python benchmarks/synthetic_catalog.py --products 250000 --out /tmp/cat250k [--seed 7] [--photo-share 0.2]
     .venv/bin/python benchmarks/synthetic_catalog.py --changed-share 0.01 --from /tmp/cat250k --out /tmp/cat250k-day2
+    .venv/bin/python benchmarks/synthetic_catalog.py --products 1000000 --out /tmp/cat1m-8 --shards 8  # a sharded feed
 
 Every synthetic product derives from one real product (its title, description, structured fields
 and merchant attributes, so attribute extraction and collections stay meaningful), with:
@@ -257,32 +258,58 @@ class GzipWriter:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def close(self, failed: bool = False):
+        """Flush and close; re-raise a write error unless the producer already failed."""
         self._queue.put(None)
         self._thread.join()
         self._file.close()
-        if self._error and not exc[0]:
+        if self._error and not failed:
             raise self._error
+
+    def __exit__(self, *exc):
+        self.close(failed=exc[0] is not None)
+
+
+def shard_name(shard: int, shards: int) -> str:
+    """The feed's file name, or shard `shard` (0-based) of `shards` (`products-00001.jsonl.gz`, ...)."""
+    return FEED if shards == 1 else FEED.replace(".jsonl.gz", f"-{shard + 1:05d}.jsonl.gz")
 
 
 def generate(real: RealCatalog, out_dir: Path, products: int, seed: int = 0, photo_share: float = 0.2,
-             price_sigma: float = 0.15, compress_level: int = 1) -> dict:
+             price_sigma: float = 0.15, compress_level: int = 1, shards: int = 1) -> dict:
+    """`shards` > 1: the same feed (same lines, same order) split into that many files of about
+    equal line counts, as a large retailer's export comes (`pinlanding/ingest.py feed_files`)."""
     started, cpu_started = time.perf_counter(), time.process_time()
     out_dir.mkdir(parents=True, exist_ok=True)
     gen = Generator(real, out_dir, seed, photo_share, price_sigma)
     types, colours, sources = Counter(), Counter(), Counter()
-    with_photo = 0
-    with GzipWriter(out_dir / FEED, compress_level) as feed:
+    with_photo = written = 0
+    bounds = [products * (k + 1) // shards for k in range(shards)]  # lines written when shard k ends
+    shard, feed = 0, GzipWriter(out_dir / shard_name(0, shards), compress_level)
+    failed = True
+    try:
         for chunk in gen.lines(1, products):
             for i, _ in chunk:
                 types[real.article_type[i]] += 1
                 colours[real.colour[i]] += 1
                 sources[i] += 1
             with_photo += sum(1 for _, line in chunk if not line.endswith('"image": null}\n'))
-            feed.write("".join(line for _, line in chunk))
+            lines = [line for _, line in chunk]
+            while lines:
+                take = bounds[shard] - written
+                feed.write("".join(lines[:take]))
+                written += len(lines[:take])
+                lines = lines[take:]
+                if written == bounds[shard] and shard + 1 < shards:
+                    feed.close()
+                    shard += 1
+                    feed = GzipWriter(out_dir / shard_name(shard, shards), compress_level)
+        failed = False
+    finally:
+        feed.close(failed)
     seconds = time.perf_counter() - started
     manifest = {
-        "kind": "generated", "products": products, "seed": seed, "photo_share": photo_share,
+        "kind": "generated", "products": products, "seed": seed, "photo_share": photo_share, "shards": shards,
         "price_sigma": price_sigma, "product_zipf": real.product_zipf, "source_catalog": str(real.dir),
         "next_id": products + 1, "products_with_photo": with_photo,
         "photos_linked": gen.photos_linked, "photos_copied": gen.photos_copied,
@@ -367,6 +394,8 @@ def incremental(real: RealCatalog, old_dir: Path, out_dir: Path, changed_share: 
                 seed: int | None = None, compress_level: int = 1) -> dict:
     started = time.perf_counter()
     old = json.loads((old_dir / MANIFEST).read_text())
+    if old.get("shards", 1) != 1:
+        raise ValueError(f"{old_dir} is a sharded feed: an incremental day is made from a one-file feed")
     seed = old["seed"] + 1_000_003 if seed is None else seed
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -441,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Zipf exponent of source products inside an (article type, colour) stratum")
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="the real catalog to recombine")
     parser.add_argument("--compress-level", type=int, default=1, help="gzip level of the feed (1 = fastest)")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="write the feed as this many files products-00001.jsonl.gz, ... (default: one products.jsonl.gz)")
     parser.add_argument("--changed-share", type=float, help="incremental day: share of products changed or new")
     parser.add_argument("--new-share", type=float, default=0.3, help="incremental day: share of the changes that are new products")
     parser.add_argument("--from", dest="from_dir", type=Path, help="incremental day: the generated catalog to copy")
@@ -461,8 +492,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if not args.products or args.products < 1:
             parser.error("--products N is required")
+        if args.shards < 1 or args.shards > args.products:
+            parser.error("--shards must be between 1 and --products")
         result = generate(real, args.out, args.products, args.seed, args.photo_share, args.price_sigma,
-                          args.compress_level)
+                          args.compress_level, args.shards)
         d = result["distribution"]
         print(f"generated {args.products} products in {args.out} in {result['seconds']:.1f}s "
               f"({result['products_per_s']} products/s wall, {args.products / max(result['cpu_seconds'], 1e-9):.0f} per CPU-second; "

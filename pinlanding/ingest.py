@@ -1,9 +1,16 @@
 """Land the catalog feed in the warehouse, as the merchant sent it.
 
-Every non-blank line of `products.jsonl.gz` becomes one row of `<schema>_raw.raw_products`, even
+Every non-blank line of the feed becomes one row of `<schema>_raw.raw_products`, even
 when it does not parse: the verdict on each row (staged or quarantined, and why) belongs to the dbt
 staging models, so nothing is dropped here. Field values are landed as strings (objects as JSON);
 typing happens in `stg_catalog__product_lines`. Loading the same feed again is a no-op.
+
+The feed is `products.jsonl.gz`, or the same split into shards `products-*.jsonl.gz` (what large
+catalogs export: e.g. `products-00001.jsonl.gz`, ...), read as one feed in the natural order of
+their names (`products-2` before `products-10`). Line numbers count through the whole feed in that
+order, so "the last line of a product id wins" and every downstream line reference mean the same for
+either form; `_source_file` says which shard a line came from. Shards are also how a large feed is
+read on several cores at once: a gzip file is one read task.
 
 Spark parses the feed (`ingest`, DataFrame/SQL API only, so it also runs on Spark Connect and on a
 cluster); `parse_line` / `read_feed` are the same rules in plain Python for scoring outside dbt
@@ -16,6 +23,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +32,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 FEED_FILE = "products.jsonl.gz"
+FEED_SHARDS = "products-*.jsonl.gz"  # the same feed split into parts (never both in one catalog dir)
 FEED_FIELDS = (
     "product_id", "title", "brand", "gender", "master_category", "sub_category", "article_type",
     "base_colour", "season", "year", "usage", "price", "description", "merchant_attributes", "image",
@@ -170,6 +179,38 @@ def read_feed(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[dict
             yield parse_line(line_number, raw, max_line_bytes)
 
 
+def _natural_key(path: Path):
+    """products-2 before products-10 (numbers compared as numbers), then the plain name."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)], path.name
+
+
+def feed_files(catalog_dir: Path) -> list[Path]:
+    """The feed's files in feed order: `products.jsonl.gz`, or its shards `products-*.jsonl.gz`."""
+    single = catalog_dir / FEED_FILE
+    shards = sorted((p for p in catalog_dir.glob(FEED_SHARDS) if p.is_file()), key=_natural_key)
+    if single.is_file() and shards:
+        raise ValueError(f"{catalog_dir} holds both {FEED_FILE} and {len(shards)} shard(s) {FEED_SHARDS}"
+                         f" ({shards[0].name}, ...): which is the feed is ambiguous; remove one form")
+    if single.is_file():
+        return [single]
+    if shards:
+        return shards
+    raise FileNotFoundError(f"catalog feed not found: {single} or {catalog_dir / FEED_SHARDS}"
+                            " (set PINLANDING_CATALOG_DIR)")
+
+
+def feed_identity(catalog_dir: Path, files: list[Path]) -> tuple[str, str]:
+    """(feed_path, feed_sha256) of a feed as `raw_feed_loads` records it: the file and its hash, or
+    for shards the pattern and a hash over each shard's name and hash (renaming, reordering, adding
+    or removing a shard is a different feed)."""
+    if len(files) == 1 and files[0].name == FEED_FILE:
+        return str(files[0]), file_sha256(files[0])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.name}\t{file_sha256(path)}\n".encode())
+    return str(catalog_dir / FEED_SHARDS), digest.hexdigest()
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -191,35 +232,59 @@ def _json_type_sql(variant: str) -> str:
             f" when 'OBJECT' then 'object' when 'ARRAY' then 'array' else 'number' end")
 
 
-def parse_feed(spark, feed: Path, max_line_bytes: int = MAX_LINE_BYTES):
-    """Every line of the feed, numbered, as the raw columns up to `_type_errors`, plus `_blank`.
+def parse_feed(spark, feed: Path | list[Path], max_line_bytes: int = MAX_LINE_BYTES):
+    """Every line of the feed (one file, or shards in feed order), numbered through the whole feed,
+    as the raw columns up to `_type_errors`, plus `_source_file` and `_blank`.
 
-    Line numbers: a gzip file is not splittable, so Spark reads it as one partition, in file order,
-    and monotonically_increasing_id() is then exactly 0..n-1 (ingest verifies this against the line
-    count). `lineSep` is "\\n" only (Python's line rule), so a stray CR inside a line does not split it.
-    The text reader hands over the line's bytes unvalidated, which is what lets is_valid_utf8 see
-    invalid UTF-8 (and try_parse_json must never see such a line: it would parse it).
+    Line numbers: a gzip file is not splittable, so Spark reads it whole, in file order, in one
+    partition; monotonically_increasing_id() counts up through it, starting at 0 for a one-file
+    feed (ingest verifies the numbering against the line count). Shards are read in one scan (Spark
+    packs small files into shared partitions, one after another); a first pass over that same scan
+    finds each shard's first id and line count, so a line's number is its id minus its shard's
+    first id plus the lines of the shards before it (the ids are the same in both passes: same
+    files, same packing, same order). `lineSep` is "\\n" only (Python's line rule), so a stray CR
+    inside a line does not split it. The text reader hands over the line's bytes unvalidated, which
+    is what lets is_valid_utf8 see invalid UTF-8 (and try_parse_json must never see such a line:
+    it would parse it).
     """
     from pyspark.sql import functions as F
 
-    line = F.col("line")
-    lines = spark.read.option("lineSep", "\n").text(str(feed)).select(
-        (F.monotonically_increasing_id() + 1).alias("_line_number"),
+    files = [Path(feed)] if isinstance(feed, (str, Path)) else [Path(f) for f in feed]
+    scan = spark.read.option("lineSep", "\n").text([str(f) for f in files]).select(
+        F.monotonically_increasing_id().alias("id"), "value", F.col("_metadata.file_name").alias("file"))
+    if len(files) == 1:
+        number, source = F.col("id") + 1, F.lit(str(files[0]))
+    else:
+        stats = {r.file: (r.first_id, r.lines) for r in
+                 scan.groupBy("file").agg(F.min("id").alias("first_id"), F.count("*").alias("lines")).collect()}
+        shift, offset = {}, 0  # shard name -> what turns an id into its line number in the feed
+        for path in files:
+            first_id, lines_in_shard = stats.get(path.name, (0, 0))
+            shift[path.name] = offset - first_id + 1
+            offset += lines_in_shard
+        number = F.col("id") + F.create_map(*[F.lit(x) for kv in shift.items() for x in kv])[F.col("file")]
+        source = F.create_map(*[F.lit(x) for path in files for x in (path.name, str(path))])[F.col("file")]
+    lines = scan.select(
+        number.alias("_line_number"),
         F.expr("trim(TRAILING '\\r' FROM value)").alias("line"),  # CRLF feeds: drop the CR, as rstrip does
+        source.alias("_source_file"),
     )
-    # A gzip feed is one Spark partition, so parsing runs on one core. Large feeds are spread over
-    # more partitions after numbering (hash of the line number: deterministic, no sort). Measured on
-    # 2 idle cores, parse only: 250k lines 16.1 s in one task vs 9.7 s over 2 partitions; at 43k the
-    # shuffle costs more than it saves (3.1 s vs 3.5 s), hence the size threshold.
+    # A gzip file is read by one task, so a one-file feed would parse on one core. Large feeds are
+    # spread over more partitions after numbering (hash of the line number: deterministic, no sort).
+    # Measured on 2 idle cores, parse only: 250k lines 16.1 s in one task vs 9.7 s over 2
+    # partitions; at 43k the shuffle costs more than it saves (3.1 s vs 3.5 s), hence the size
+    # threshold. Shards are spread too: Spark packs them into few read partitions (8 shards of a 1M
+    # feed: 3, uneven on 2 cores); spread 25.0 s vs as read 26.0 s, parse only, warm.
     partitions = min(int(spark.conf.get("spark.sql.shuffle.partitions")),
-                     feed.stat().st_size // INGEST_BYTES_PER_PARTITION)
+                     sum(path.stat().st_size for path in files) // INGEST_BYTES_PER_PARTITION)
     if partitions >= 2:
         lines = lines.repartition(partitions, "_line_number")
     return parse_lines(lines, max_line_bytes)
 
 
 def parse_lines(lines, max_line_bytes: int = MAX_LINE_BYTES):
-    """`parse_feed`'s rules over a DataFrame of (`_line_number`, `line`)."""
+    """`parse_feed`'s rules over a DataFrame of (`_line_number`, `line`); other columns (e.g.
+    `_source_file`) are passed through."""
     from pyspark.sql import functions as F
 
     line = F.col("line")
@@ -287,8 +352,9 @@ def parse_lines(lines, max_line_bytes: int = MAX_LINE_BYTES):
     extra_map = F.expr(f"case when size(array_except(map_keys(cast(v as map<string, variant>)),"
                        f" array({_sql_list(FEED_FIELDS)}))) > 0 then map_filter(cast(v as map<string, variant>),"
                        f" (k, x) -> not array_contains(array({_sql_list(FEED_FIELDS)}), k)) end")
+    passed_through = [c for c in lines.columns if c not in ("_line_number", "line")]
     rows = classified.select(
-        "_line_number", "_blank", "_load_error", detail.alias("_load_error_detail"), "_line_bytes",
+        "_line_number", *passed_through, "_blank", "_load_error", detail.alias("_load_error_detail"), "_line_bytes",
         raw_line.alias("_raw_line"), *[c.alias(f) for f, c in fields.items()],
         F.when(ok, extra_map).alias("extra_map"),
         F.when(ok, F.nullif(F.concat_ws("; ", *type_checks), F.lit(""))).alias("_type_errors"),
@@ -308,17 +374,16 @@ def _table_is_current(spark, table: str) -> bool:
 
 
 def ingest(spark, catalog_dir: Path, raw_schema: str, force: bool = False) -> LoadResult:
-    """Land `catalog_dir/products.jsonl.gz` into `raw_schema.raw_products` (replacing the previous
-    snapshot) and append one row to `raw_schema.raw_feed_loads`."""
+    """Land the feed of `catalog_dir` (`products.jsonl.gz` or its shards, see `feed_files`) into
+    `raw_schema.raw_products` (replacing the previous snapshot) and append one row to
+    `raw_schema.raw_feed_loads`."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
     catalog_dir = catalog_dir.resolve()
-    feed = catalog_dir / FEED_FILE
-    if not feed.is_file():
-        raise FileNotFoundError(f"catalog feed not found: {feed} (set PINLANDING_CATALOG_DIR)")
-    feed_sha = file_sha256(feed)
+    files = feed_files(catalog_dir)
+    feed, feed_sha = feed_identity(catalog_dir, files)
     products_table, loads_table = f"{raw_schema}.raw_products", f"{raw_schema}.raw_feed_loads"
     spark.sql(f"create database if not exists {raw_schema}")
 
@@ -326,24 +391,24 @@ def ingest(spark, catalog_dir: Path, raw_schema: str, force: bool = False) -> Lo
         last = spark.sql(
             f"select batch_id, feed_path, feed_sha256 from {loads_table} order by loaded_at desc limit 1"
         ).collect()
-        if last and last[0].feed_sha256 == feed_sha and last[0].feed_path == str(feed):
+        if last and last[0].feed_sha256 == feed_sha and last[0].feed_path == feed:
             landed = spark.table(products_table).where(F.col("_batch_id") == last[0].batch_id).count()
             if landed:
-                return LoadResult(last[0].batch_id, str(feed), feed_sha, 0, 0, landed, 0, True,
+                return LoadResult(last[0].batch_id, feed, feed_sha, 0, 0, landed, 0, True,
                                   time.perf_counter() - started)
 
     batch_id = uuid.uuid4().hex
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
     # Counted while the table is written (one pass over the feed), blank lines included.
     stats = Observation(f"feed_{batch_id}")
-    rows = parse_feed(spark, feed).observe(
+    rows = parse_feed(spark, files).observe(
         stats,
         F.count(F.lit(1)).alias("lines_read"),
         F.count_if(F.col("_blank")).alias("blank_lines"),
         F.count_if(F.col("_load_error").isNotNull()).alias("load_errors"),
         F.coalesce(F.max("_line_number"), F.lit(0)).alias("last_line"),
     )
-    metadata = {"_source_file": F.lit(str(feed)), "_catalog_dir": F.lit(str(catalog_dir)),
+    metadata = {"_catalog_dir": F.lit(str(catalog_dir)),
                 "_batch_id": F.lit(batch_id), "_loaded_at": F.lit(loaded_at).cast("timestamp")}
     landed = rows.where(~F.col("_blank")).withColumns(metadata).select(
         *[F.col(c).cast("bigint" if c in _BIGINT_COLUMNS else "timestamp" if c == "_loaded_at" else "string")
@@ -360,11 +425,12 @@ def ingest(spark, catalog_dir: Path, raw_schema: str, force: bool = False) -> Lo
     lines_read, blank = int(counts["lines_read"]), int(counts["blank_lines"])
     if counts["last_line"] != lines_read:  # the feed was split: line numbers would be wrong
         raise RuntimeError(f"line numbering is not contiguous ({counts['last_line']} != {lines_read} lines);"
-                           f" the feed must be one gzip file")
-    result = LoadResult(batch_id, str(feed), feed_sha, lines_read, blank, lines_read - blank,
+                           f" each feed file must be gzip (one read task per file), not changed while it is read")
+    result = LoadResult(batch_id, feed, feed_sha, lines_read, blank, lines_read - blank,
                         int(counts["load_errors"]), False, time.perf_counter() - started)
+    feed_bytes = sum(path.stat().st_size for path in files)
     log = spark.createDataFrame(
-        [(batch_id, str(feed), str(catalog_dir), feed_sha, feed.stat().st_size, result.lines_read, blank,
+        [(batch_id, feed, str(catalog_dir), feed_sha, feed_bytes, result.lines_read, blank,
           result.rows_landed, result.load_errors, loaded_at, result.seconds)],
         "batch_id string, feed_path string, catalog_dir string, feed_sha256 string, feed_bytes bigint,"
         " lines_read bigint, blank_lines bigint, rows_landed bigint, load_errors bigint,"

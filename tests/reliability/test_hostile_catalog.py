@@ -1,5 +1,9 @@
 """A hostile catalog: a slice of the real feed with broken and malicious lines and photos mixed in.
 
+The feed comes as three shards (`products-1`, `-2`, `-10.jsonl.gz`: natural order, not the
+lexicographic one) with a product id sent again two shards later, so line numbers, "the last line
+of an id wins" and the accounting of every line are checked across shard boundaries.
+
 No line may take the catalog down: `pinlanding ingest` and the dbt build of staging, quarantine,
 photo checks and the load marts must succeed, every non-blank line of the file (counted here, from
 the file) must be staged or quarantined with its reason, every valid product must be staged, and a
@@ -33,6 +37,7 @@ TEXT_ONLY, WITH_PHOTO = 120, 30
 BUILD = ["dbt", "build", "--select", "+catalog_load_summary", "+catalog_reject_reasons",
          "+quarantine_product_images", "--indirect-selection", "cautious"]
 
+SHARDS = ("products-1.jsonl.gz", "products-2.jsonl.gz", "products-10.jsonl.gz")  # feed order
 SCRIPT = "</script><script>alert(1)</script>"
 TEMPLATE = "{{ 7*7 }} {% raw %}{{ config }}{% endraw %} ${7*7} <%= 7*7 %>"
 
@@ -127,7 +132,7 @@ def _write_photos(catalog: Path) -> None:
 
 
 def build_hostile_catalog(real_catalog: Path, dest: Path) -> dict:
-    """Write dest/products.jsonl.gz and dest/images; return what the pipeline should make of them."""
+    """Write dest/products-{1,2,10}.jsonl.gz and dest/images; return what the pipeline should make of them."""
     import shutil
 
     (dest / "images").mkdir(parents=True)
@@ -149,7 +154,8 @@ def build_hostile_catalog(real_catalog: Path, dest: Path) -> dict:
     real = text_only + with_photo
     hostile = iter(HOSTILE_LINES)
     for i, record in enumerate(real):  # hostile lines and blank lines spread through the real ones
-        add(_line(record), None, record["product_id"])
+        # the first product is sent again, changed, at the end of the last shard: that line wins
+        add(_line(record), "duplicate_id_conflicting" if i == 0 else None, record["product_id"])
         if i % 5 == 2:
             payload, reason = next(hostile, (None, None))
             if payload is not None:
@@ -158,14 +164,19 @@ def build_hostile_catalog(real_catalog: Path, dest: Path) -> dict:
             lines.append(b"" if i % 80 == 7 else b" \t ")
     for payload, reason in hostile:
         add(payload, reason, None if reason else json.loads(payload)["product_id"].strip())
+    updated = dict(real[0], title=real[0]["title"] + " (updated)")
+    add(_line(updated), None, updated["product_id"])
     for product_id, (ref, _) in HOSTILE_PHOTOS.items():
         add(_line(_product(product_id, image=ref)), None, product_id)
     lines.append(b"")
 
-    with gzip.open(dest / "products.jsonl.gz", "wb") as handle:
-        handle.write(b"\n".join(lines) + b"\n")
+    cuts = [0, len(lines) // 3, 2 * len(lines) // 3, len(lines)]
+    for shard, (start, end) in zip(SHARDS, zip(cuts, cuts[1:])):
+        with gzip.open(dest / shard, "wb") as handle:
+            handle.write(b"\n".join(lines[start:end]) + b"\n")
     return {"expected_reason": expected_reason, "valid_ids": valid_ids,
-            "photo_ids": {r["product_id"] for r in with_photo}}
+            "photo_ids": {r["product_id"] for r in with_photo},
+            "winner": (updated["product_id"], updated["title"], len(lines) - len(HOSTILE_PHOTOS) - 1)}
 
 
 def _run(args, env) -> subprocess.CompletedProcess:
@@ -199,10 +210,13 @@ def spark(hostile):
     session.stop()
 
 
-def _feed_lines(feed: Path) -> list[bytes]:
-    """The feed's lines as Python's line iteration sees them (only \\n ends a line)."""
-    with gzip.open(feed, "rb") as handle:
-        return [line.rstrip(b"\r\n") for line in handle]
+def _feed_lines(catalog: Path) -> list[bytes]:
+    """The feed's lines, shard after shard, as Python's line iteration sees them (only \\n ends a line)."""
+    lines = []
+    for shard in SHARDS:
+        with gzip.open(catalog / shard, "rb") as handle:
+            lines += [line.rstrip(b"\r\n") for line in handle]
+    return lines
 
 
 def test_ingest_and_staging_survive_the_hostile_feed(hostile):
@@ -211,7 +225,7 @@ def test_ingest_and_staging_survive_the_hostile_feed(hostile):
 
 
 def test_every_non_blank_line_is_staged_or_quarantined_with_a_reason(spark, hostile):
-    lines = _feed_lines(hostile["root"] / "catalog/products.jsonl.gz")
+    lines = _feed_lines(hostile["root"] / "catalog")
     non_blank = {n for n, line in enumerate(lines, start=1) if line.strip()}
     staged = [r[0] for r in spark.table(f"{SCHEMA}.stg_products").select("source_line_number").collect()]
     quarantined = spark.table(f"{SCHEMA}.quarantine_products").select(
@@ -234,12 +248,21 @@ def test_no_valid_product_is_lost(spark, hostile):
     assert ids == hostile["expected"]["valid_ids"]
 
 
+def test_the_last_line_of_an_id_wins_across_shards(spark, hostile):
+    product_id, title, line_number = hostile["expected"]["winner"]
+    staged = spark.table(f"{SCHEMA}.stg_products").where(f"product_id = '{product_id}'").collect()
+    assert [(r.title, r.source_line_number) for r in staged] == [(title, line_number)]
+    sources = {r._line_number: Path(r._source_file).name for r in
+               spark.table(f"{SCHEMA}_raw.raw_products").where(f"product_id = '{product_id}'").collect()}
+    assert sources == {1: SHARDS[0], line_number: SHARDS[-1]}
+
+
 def test_each_hostile_line_gets_its_reason(spark, hostile):
     got = {r.line_number: r.reject_reason
            for r in spark.table(f"{SCHEMA}.quarantine_products").select("line_number", "reject_reason").collect()}
     expected = {n: reason for n, reason in hostile["expected"]["expected_reason"].items() if reason}
     assert got == expected
-    assert set(got.values()) == {reason for _, reason in HOSTILE_LINES if reason}
+    assert set(got.values()) == {reason for _, reason in HOSTILE_LINES if reason} | {"duplicate_id_conflicting"}
 
 
 def test_raw_rows_keep_the_evidence(spark, hostile):

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from pinlanding.ingest import (FEED_FIELDS, MAX_JSON_DEPTH, RAW_COLUMNS, _BIGINT_COLUMNS, _table_is_current,
-                               ingest, parse_feed, parse_line, read_feed)
+                               feed_files, ingest, parse_feed, parse_line, read_feed)
 
 
 def test_valid_line_lands_fields_as_text():
@@ -71,6 +71,24 @@ def test_read_feed_numbers_lines_and_flags_blanks(tmp_path):
     assert [r["_line_number"] for r in rows] == [1, 2, 3, 4]
     assert [bool(r.get("_blank")) for r in rows] == [False, True, True, False]
     assert rows[3]["product_id"] == "2"
+
+
+def test_feed_files_are_the_feed_or_its_shards_in_natural_order(tmp_path):
+    for name in ("products-10.jsonl.gz", "products-2.jsonl.gz", "products-1.jsonl.gz", "products.jsonl",
+                 "other-3.jsonl.gz", "products-9.jsonl"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "products-3.jsonl.gz").mkdir()  # not a file
+    assert [p.name for p in feed_files(tmp_path)] == [
+        "products-1.jsonl.gz", "products-2.jsonl.gz", "products-10.jsonl.gz"]
+    (tmp_path / "products.jsonl.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match="ambiguous"):
+        feed_files(tmp_path)
+    for shard in tmp_path.glob("products-*.jsonl.gz"):
+        if shard.is_file():
+            shard.unlink()
+    assert [p.name for p in feed_files(tmp_path)] == ["products.jsonl.gz"]
+    with pytest.raises(FileNotFoundError, match="products-\\*.jsonl.gz"):
+        feed_files(tmp_path / "empty")
 
 
 # ------------------------------------------------------------------------------------- Spark path
@@ -230,6 +248,63 @@ def test_line_numbers_stay_exact_over_many_lines(spark, tmp_path, parse_partitio
     rows = parse_feed(spark, feed).where("not _blank").select("_line_number", "product_id").collect()
     assert len(rows) == 20_000 - 20_000 // 7
     assert all(r["product_id"] == str(r["_line_number"]) for r in rows)
+
+
+def _write_shards(directory, lines, cuts):
+    """The feed `lines` split at `cuts` into products-1.jsonl.gz, ... (the last shard without a final
+    newline, the middle ones may be empty)."""
+    bounds = [0, *cuts, len(lines)]
+    paths = []
+    for k in range(len(bounds) - 1):
+        part = lines[bounds[k]:bounds[k + 1]]
+        path = directory / f"products-{k + 1}.jsonl.gz"
+        directory.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wb") as handle:
+            handle.write(b"\n".join(part) + (b"\n" if part and k < len(bounds) - 2 else b""))
+        paths.append(path)
+    return paths
+
+
+def test_shards_parse_as_one_feed(spark, tmp_path, parse_partitioning):
+    """A feed split into shards gets the same line numbers and verdicts as the one file, and each line
+    names the shard it came from. Cuts: a shard of blank lines only, an empty shard, and more than 10
+    shards so that name order and natural order differ."""
+    lines = HOSTILE_LINES * 2 + [b'{"product_id": "last", "title": "the last shard has no final newline"}']
+    one = {r["_line_number"]: r.asDict() for r in
+           parse_feed(spark, _write_feed(tmp_path / "one/products.jsonl.gz", lines)).collect()}
+    cuts = [1, 3, 3, 5, 9, 12, 17, 22, 26, 30, 31, 40]
+    paths = _write_shards(tmp_path / "sharded", lines, cuts)
+    files = feed_files(tmp_path / "sharded")
+    assert [p.name for p in files] == [p.name for p in paths] and len(files) == 13
+    sharded = {r["_line_number"]: r.asDict() for r in parse_feed(spark, files).collect()}
+    assert sorted(sharded) == sorted(one) == list(range(1, len(lines) + 1))
+    bounds = [0, *cuts, len(lines)]
+    for number, row in sharded.items():
+        shard = next(k for k in range(len(bounds) - 1) if bounds[k] < number <= bounds[k + 1])
+        assert row.pop("_source_file") == str(paths[shard])
+        one[number].pop("_source_file")
+        assert row == one[number], number
+
+
+def test_ingest_lands_a_sharded_feed_and_skips_it_unchanged(spark, tmp_path):
+    schema = "raw_sharded"
+    lines = [json.dumps({"product_id": str(i % 50), "title": f"t{i}"}).encode() for i in range(120)]
+    paths = _write_shards(tmp_path / "catalog", lines, [40, 80])
+    first = ingest(spark, tmp_path / "catalog", schema)
+    assert (first.lines_read, first.rows_landed, first.load_errors) == (120, 120, 0)
+    assert first.feed_path == str((tmp_path / "catalog/products-*.jsonl.gz").resolve())
+    table = spark.table(f"{schema}.raw_products")
+    by_line = {r._line_number: r for r in table.collect()}
+    assert sorted(by_line) == list(range(1, 121))
+    assert all(by_line[n].title == f"t{n - 1}" and by_line[n]._source_file == str(paths[(n - 1) // 40].resolve())
+               for n in by_line)
+    assert ingest(spark, tmp_path / "catalog", schema).skipped_unchanged
+    paths[2].rename(tmp_path / "catalog/products-0.jsonl.gz")  # same bytes, another order: another feed
+    reordered = ingest(spark, tmp_path / "catalog", schema)
+    assert not reordered.skipped_unchanged and reordered.feed_sha256 != first.feed_sha256
+    assert spark.table(f"{schema}.raw_products").where("_line_number = 1").first().title == "t80"
+    log = spark.table(f"{schema}.raw_feed_loads").orderBy("loaded_at").collect()
+    assert [r.feed_bytes for r in log] == [sum(p.stat().st_size for p in (tmp_path / "catalog").iterdir())] * 2
 
 
 def test_raw_table_writes_unique_columns_without_a_dictionary(spark, tmp_path):

@@ -128,6 +128,18 @@ def test_deterministic_for_a_seed(real, tmp_path):
     assert a != c
 
 
+def test_shards_are_the_same_feed_split_in_order(real, tmp_path):
+    synth.generate(real, tmp_path / "one", 3001, seed=7)
+    synth.generate(real, tmp_path / "sharded", 3001, seed=7, shards=4)
+    names = sorted(p.name for p in (tmp_path / "sharded").glob("products*.jsonl.gz"))
+    assert names == [f"products-0000{k}.jsonl.gz" for k in range(1, 5)]  # no products.jsonl.gz beside them
+    parts = [gzip.decompress((tmp_path / "sharded" / n).read_bytes()) for n in names]
+    assert b"".join(parts) == gzip.decompress((tmp_path / "one" / synth.FEED).read_bytes())
+    assert [p.count(b"\n") for p in parts] == [750, 750, 750, 751]
+    with pytest.raises(ValueError, match="sharded"):
+        synth.incremental(real, tmp_path / "sharded", tmp_path / "day2", changed_share=0.01)
+
+
 def test_incremental_day_changes_the_requested_share(real, tmp_path):
     old, new = tmp_path / "day1", tmp_path / "day2"
     synth.generate(real, old, 20000, seed=4)
