@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Iterator
+from urllib.parse import unquote
 
 FEED_FILE = "products.jsonl.gz"
 FEED_SHARDS = "products-*.jsonl.gz"  # the same feed split into parts (never both in one catalog dir)
@@ -255,15 +256,18 @@ def parse_feed(spark, feed: Path | list[Path], max_line_bytes: int = MAX_LINE_BY
     if len(files) == 1:
         number, source = F.col("id") + 1, F.lit(str(files[0]))
     else:
-        stats = {r.file: (r.first_id, r.lines) for r in
+        # Spark names a file URI-encoded ("a b%.gz" -> "a%20b%25.gz"; "+" and non-ASCII kept):
+        # unquote (not unquote_plus) gives the name back.
+        stats = {unquote(r.file): r for r in
                  scan.groupBy("file").agg(F.min("id").alias("first_id"), F.count("*").alias("lines")).collect()}
-        shift, offset = {}, 0  # shard name -> what turns an id into its line number in the feed
+        shift, source, offset = {}, {}, 0  # Spark's name of a shard -> id-to-line-number shift, path
         for path in files:
-            first_id, lines_in_shard = stats.get(path.name, (0, 0))
-            shift[path.name] = offset - first_id + 1
-            offset += lines_in_shard
+            if path.name in stats:  # an empty shard has no rows to number
+                shard = stats[path.name]
+                shift[shard.file], source[shard.file] = offset - shard.first_id + 1, str(path)
+                offset += shard.lines
         number = F.col("id") + F.create_map(*[F.lit(x) for kv in shift.items() for x in kv])[F.col("file")]
-        source = F.create_map(*[F.lit(x) for path in files for x in (path.name, str(path))])[F.col("file")]
+        source = F.create_map(*[F.lit(x) for kv in source.items() for x in kv])[F.col("file")]
     lines = scan.select(
         number.alias("_line_number"),
         F.expr("trim(TRAILING '\\r' FROM value)").alias("line"),  # CRLF feeds: drop the CR, as rstrip does

@@ -250,14 +250,14 @@ def test_line_numbers_stay_exact_over_many_lines(spark, tmp_path, parse_partitio
     assert all(r["product_id"] == str(r["_line_number"]) for r in rows)
 
 
-def _write_shards(directory, lines, cuts):
+def _write_shards(directory, lines, cuts, name="products-{}.jsonl.gz"):
     """The feed `lines` split at `cuts` into products-1.jsonl.gz, ... (the last shard without a final
     newline, the middle ones may be empty)."""
     bounds = [0, *cuts, len(lines)]
     paths = []
     for k in range(len(bounds) - 1):
         part = lines[bounds[k]:bounds[k + 1]]
-        path = directory / f"products-{k + 1}.jsonl.gz"
+        path = directory / name.format(k + 1)
         directory.mkdir(parents=True, exist_ok=True)
         with gzip.open(path, "wb") as handle:
             handle.write(b"\n".join(part) + (b"\n" if part and k < len(bounds) - 2 else b""))
@@ -273,8 +273,9 @@ def test_shards_parse_as_one_feed(spark, tmp_path, parse_partitioning):
     one = {r["_line_number"]: r.asDict() for r in
            parse_feed(spark, _write_feed(tmp_path / "one/products.jsonl.gz", lines)).collect()}
     cuts = [1, 3, 3, 5, 9, 12, 17, 22, 26, 30, 31, 40]
-    paths = _write_shards(tmp_path / "sharded", lines, cuts)
-    files = feed_files(tmp_path / "sharded")
+    # Spark names files URI-encoded: spaces, "%", "#", "+" and non-ASCII must still find their shard
+    paths = _write_shards(tmp_path / "sharded dir %20", lines, cuts, name="products-{} a%20b+#é.jsonl.gz")
+    files = feed_files(tmp_path / "sharded dir %20")
     assert [p.name for p in files] == [p.name for p in paths] and len(files) == 13
     sharded = {r["_line_number"]: r.asDict() for r in parse_feed(spark, files).collect()}
     assert sorted(sharded) == sorted(one) == list(range(1, len(lines) + 1))
