@@ -296,10 +296,9 @@ def generate(real: RealCatalog, out_dir: Path, products: int, seed: int = 0, pho
             with_photo += sum(1 for _, line in chunk if not line.endswith('"image": null}\n'))
             lines = [line for _, line in chunk]
             while lines:
-                take = bounds[shard] - written
-                feed.write("".join(lines[:take]))
-                written += len(lines[:take])
-                lines = lines[take:]
+                part, lines = lines[:bounds[shard] - written], lines[bounds[shard] - written:]
+                feed.write("".join(part))
+                written += len(part)
                 if written == bounds[shard] and shard + 1 < shards:
                     feed.close()
                     shard += 1

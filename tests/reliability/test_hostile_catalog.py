@@ -166,6 +166,7 @@ def build_hostile_catalog(real_catalog: Path, dest: Path) -> dict:
         add(payload, reason, None if reason else json.loads(payload)["product_id"].strip())
     updated = dict(real[0], title=real[0]["title"] + " (updated)")
     add(_line(updated), None, updated["product_id"])
+    winner_line = len(lines)
     for product_id, (ref, _) in HOSTILE_PHOTOS.items():
         add(_line(_product(product_id, image=ref)), None, product_id)
     lines.append(b"")
@@ -176,7 +177,7 @@ def build_hostile_catalog(real_catalog: Path, dest: Path) -> dict:
             handle.write(b"\n".join(lines[start:end]) + b"\n")
     return {"expected_reason": expected_reason, "valid_ids": valid_ids,
             "photo_ids": {r["product_id"] for r in with_photo},
-            "winner": (updated["product_id"], updated["title"], len(lines) - len(HOSTILE_PHOTOS) - 1)}
+            "winner": (updated["product_id"], updated["title"], winner_line)}
 
 
 def _run(args, env) -> subprocess.CompletedProcess:
